@@ -1,0 +1,1 @@
+"""creditwatch: credit-balance monitoring for B2B data APIs."""

@@ -1,0 +1,169 @@
+"""Configuration, parsed once into typed objects. Every error names the field that is wrong."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from creditwatch.domain import Threshold, Thresholds
+
+PLACEHOLDER = "REPLACE_WITH_API_KEY"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """Invalid configuration. The message names the field and never holds a secret value."""
+
+
+def mask(api_key: str) -> str:
+    """At most the last 4 characters, and none of a key too short to spare them."""
+    return f"…{api_key[-4:]}" if len(api_key) >= 12 else "…"
+
+
+def parse_threshold(raw: object, name: str) -> Threshold:
+    text = raw.strip() if isinstance(raw, str) else raw
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"{name}: expected credits like '500' or a percentage like '20%'")
+    percent = text.endswith("%")
+    try:
+        amount = Decimal(text.removesuffix("%").strip())
+    except InvalidOperation:
+        raise ConfigError(f"{name}: {text!r} is neither a number of credits nor a percentage") from None
+    if not amount.is_finite() or amount < 0 or (percent and amount > 100):
+        raise ConfigError(f"{name}: {text!r} is out of range (credits >= 0, percentages 0-100%)")
+    return Threshold(amount, percent)
+
+
+def parse_thresholds(warning: object, critical: object, prefix: str = "") -> Thresholds:
+    names = (
+        (f"{prefix}warning_threshold", f"{prefix}critical_threshold")
+        if prefix
+        else (
+            "WARNING_THRESHOLD",
+            "CRITICAL_THRESHOLD",
+        )
+    )
+    thresholds = Thresholds(parse_threshold(warning, names[0]), parse_threshold(critical, names[1]))
+    w, c = thresholds.warning, thresholds.critical
+    if w.percent == c.percent and c.amount > w.amount:
+        raise ConfigError(f"{names[1]}: {c} is above the warning threshold {w}")
+    return thresholds
+
+
+def parse_base_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    loopback = parts.hostname in LOOPBACK_HOSTS
+    if not parts.hostname or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback):
+        raise ConfigError("BASE_URL: must be an https:// URL (plain http:// only for 127.0.0.1 or localhost)")
+    return raw.rstrip("/")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip() or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name}: required environment variable is missing or empty")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_id: str
+    table_name: str
+    topic_arn: str
+    thresholds: Thresholds
+    base_url: str | None = None
+    retention_days: int = 90
+    failures_before_alert: int = 3
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        base_url = env.get("BASE_URL", "").strip()
+        return cls(
+            secret_id=_required(env, "SECRET_ID"),
+            table_name=_required(env, "TABLE_NAME"),
+            topic_arn=_required(env, "TOPIC_ARN"),
+            thresholds=parse_thresholds(_required(env, "WARNING_THRESHOLD"), _required(env, "CRITICAL_THRESHOLD")),
+            base_url=parse_base_url(base_url) if base_url else None,
+            retention_days=_positive_int(env, "RETENTION_DAYS", 90),
+            failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3),
+        )
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    api_key: str = field(repr=False)
+    thresholds: Thresholds
+
+    @property
+    def key_hint(self) -> str:
+        return mask(self.api_key)
+
+
+def _key(raw: object, name: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(f"{name}: must be a non-empty string")
+    return raw.strip()
+
+
+def parse_secret(raw: str, defaults: Thresholds) -> list[Account]:
+    """The secret's accounts. An empty list means the secret still holds the placeholder.
+
+    Accepted: a bare key, {"api_key": "..."}, or {"accounts": [{"name", "api_key", ...}]}.
+    """
+    text = raw.strip()
+    if not text.startswith("{"):
+        key = _key(text, "secret")
+        return [] if key == PLACEHOLDER else [Account("default", key, defaults)]
+    try:
+        doc: Any = json.loads(text)
+    except ValueError:
+        raise ConfigError("secret: looks like JSON but does not parse") from None
+    if "accounts" not in doc:
+        if "api_key" not in doc:
+            raise ConfigError("secret: JSON needs 'api_key' or 'accounts'")
+        key = _key(doc["api_key"], "api_key")
+        return [] if key == PLACEHOLDER else [Account("default", key, defaults)]
+    entries = doc["accounts"]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("accounts: must be a non-empty list")
+    accounts: list[Account] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = f"accounts[{index}]."
+        if not isinstance(entry, dict):
+            raise ConfigError(f"accounts[{index}]: must be an object")
+        name = entry.get("name")
+        if not isinstance(name, str) or not ACCOUNT_NAME.match(name):
+            raise ConfigError(f"{where}name: 1-64 letters, digits, '.', '_' or '-'")
+        if name in seen:
+            raise ConfigError(f"{where}name: {name!r} appears twice")
+        seen.add(name)
+        key = _key(entry.get("api_key"), f"{where}api_key")
+        thresholds = parse_thresholds(
+            entry.get("warning_threshold", str(defaults.warning)),
+            entry.get("critical_threshold", str(defaults.critical)),
+            prefix=where,
+        )
+        if key != PLACEHOLDER:
+            accounts.append(Account(name, key, thresholds))
+    return accounts

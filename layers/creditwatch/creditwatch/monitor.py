@@ -1,0 +1,192 @@
+"""One scheduled run for one provider: read keys, check every account, record, alert."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import boto3
+import requests
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+
+from creditwatch import providers
+from creditwatch.config import Account, Settings
+from creditwatch.domain import AccountState, Checked, Evaluation, Exhausted, evaluate, iso, revert
+from creditwatch.http import fetch, new_session
+from creditwatch.notifier import Notifier
+from creditwatch.observability import emit, logger
+from creditwatch.repository import Repository, Snapshot, StateConflict
+from creditwatch.secret_store import load_accounts
+
+AWS_ERRORS = (BotoCoreError, ClientError)
+TIME_MARGIN = 5.0  # seconds kept free at the end of the invocation
+
+
+class RunIncomplete(RuntimeError):
+    """Some writes or alerts failed. Raised after every account was handled, so Lambda
+    records an error and retries; nothing is lost because unsent alerts were rolled back."""
+
+
+@cache
+def aws() -> tuple[Any, Any]:
+    """Clients made once per execution environment and reused by warm invocations."""
+    return boto3.resource("dynamodb"), boto3.client("sns")
+
+
+def check_provider(name: str, event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    settings = Settings.from_env(os.environ)
+    provider = providers.load(name)
+    logger.append_keys(provider=provider.name)
+    logger.info("run started", extra={"scheduled_time": event.get("time")})
+    accounts = load_accounts(settings.secret_id, settings.thresholds)
+    if not accounts:
+        logger.warning("not configured: the secret holds the placeholder", extra={"secret_id": settings.secret_id})
+        return {"provider": provider.name, "configured": False}
+    dynamodb, sns = aws()
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - TIME_MARGIN
+    run = Run(
+        provider=provider,
+        settings=settings,
+        repository=Repository(dynamodb.Table(settings.table_name), provider.name, settings.retention_days),
+        notifier=Notifier(sns, settings.topic_arn, provider),
+        session=new_session(deadline),
+    )
+    return run.check(accounts)
+
+
+@dataclass
+class Run:
+    provider: providers.Provider
+    settings: Settings
+    repository: Repository
+    notifier: Notifier
+    session: requests.Session
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    problems: list[str] = field(default_factory=list)
+    alerts_sent: int = 0
+
+    def check(self, accounts: list[Account]) -> dict[str, Any]:
+        states = self.repository.load_states([account.name for account in accounts])
+        evaluations = {account.name: self._check_account(account, states[account.name]) for account in accounts}
+        self._save_snapshots(evaluations)
+        for account, evaluation in evaluations.items():
+            if evaluation.state != states[account]:
+                self._settle(account, states[account], evaluation)
+        summary = {
+            "provider": self.provider.name,
+            "accounts": len(accounts),
+            "failed_checks": sum(not evaluation.balances for evaluation in evaluations.values()),
+            "alerts_sent": self.alerts_sent,
+        }
+        logger.info("run finished", extra=summary)
+        if self.problems:
+            raise RunIncomplete("; ".join(self.problems))
+        return summary
+
+    def _check_account(self, account: Account, previous: AccountState) -> Evaluation:
+        base_url = self.settings.base_url or self.provider.base_url
+        outcome = fetch(self.session, self.provider, base_url, account.api_key)
+        observed_at = iso(self.clock())
+        evaluation = evaluate(
+            self.provider.name,
+            account.name,
+            observed_at,
+            previous,
+            outcome,
+            account.thresholds,
+            self.settings.failures_before_alert,
+        )
+        checked = isinstance(outcome, Checked | Exhausted)
+        dimensions = {"Provider": self.provider.name, "Account": account.name}
+        emit(
+            dimensions,
+            {"CheckSucceeded": (MetricUnit.Count, int(checked)), "CheckFailed": (MetricUnit.Count, int(not checked))},
+        )
+        if not checked:
+            logger.warning(
+                "check failed",
+                extra={
+                    "account": account.name,
+                    "key": account.key_hint,
+                    "outcome": repr(outcome),
+                    "failures": evaluation.state.failures,
+                },
+            )
+        for balance in evaluation.balances:
+            judgement = evaluation.judgements[balance.pool]
+            logger.info(
+                "balance checked",
+                extra={
+                    "account": account.name,
+                    "pool": balance.pool,
+                    "remaining": str(balance.remaining),
+                    "limit": None if balance.limit is None else str(balance.limit),
+                    "level": str(judgement.level),
+                    "exhausted": isinstance(outcome, Exhausted),
+                },
+            )
+            if judgement.unjudged:
+                logger.warning(
+                    "percentage threshold skipped: the provider reports no plan limit for this pool",
+                    extra={"account": account.name, "pool": balance.pool, "thresholds": judgement.unjudged},
+                )
+            values = {"CreditsRemaining": (MetricUnit.Count, float(balance.remaining))}
+            if balance.percent_remaining is not None:
+                values["PercentRemaining"] = (MetricUnit.Percent, float(balance.percent_remaining))
+            emit({**dimensions, "Pool": balance.pool}, values)
+        return evaluation
+
+    def _save_snapshots(self, evaluations: dict[str, Evaluation]) -> None:
+        snapshots = [
+            Snapshot(account, balance, evaluation.observed_at)
+            for account, evaluation in evaluations.items()
+            for balance in evaluation.balances
+        ]
+        try:
+            self.repository.save_snapshots(snapshots)
+        except AWS_ERRORS:
+            logger.exception("snapshots not saved", extra={"count": len(snapshots)})
+            self.problems.append(f"{len(snapshots)} snapshot(s) not saved")
+
+    def _settle(self, account: str, previous: AccountState, evaluation: Evaluation) -> None:
+        """Claim the state change with a conditional write, then send its alerts.
+
+        Of two runs racing on the same change only the one whose write lands sends. An alert
+        that cannot be sent has its part of the state rolled back, so the next run resends it.
+        """
+        now = self.clock()
+        try:
+            written = self.repository.save_state(account, previous, evaluation.state, now)
+        except StateConflict:
+            logger.info("a concurrent run changed this state first; its alerts are its own", extra={"account": account})
+            return
+        except AWS_ERRORS:
+            logger.exception("state not saved; alerts deferred to the next run", extra={"account": account})
+            self.problems.append(f"state of {account} not saved")
+            return
+        unsent = []
+        for alert in evaluation.alerts:
+            extra = {"account": account, "pool": alert.pool, "alert": str(alert.kind), "severity": alert.severity}
+            try:
+                self.notifier.publish(alert)
+            except AWS_ERRORS:
+                logger.exception("alert not published; rolling its state back", extra=extra)
+                unsent.append(alert)
+            else:
+                self.alerts_sent += 1
+                logger.info("alert published", extra=extra)
+        if not unsent:
+            return
+        self.problems.append(f"{len(unsent)} alert(s) for {account} not published")
+        try:
+            self.repository.save_state(account, written, revert(written, previous, unsent), now)
+        except (StateConflict, *AWS_ERRORS):
+            logger.exception("rollback failed: these alerts will not be resent", extra={"account": account})

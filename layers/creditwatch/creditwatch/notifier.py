@@ -1,0 +1,110 @@
+"""Alert texts and their delivery through SNS: a full text for email, a short one for SMS."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from creditwatch.domain import Alert, AlertKind
+from creditwatch.providers import Provider
+
+SUBJECT_LIMIT = 100
+SMS_LIMIT = 140
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    email: str
+    sms: str
+    attributes: dict[str, str]
+
+
+def credits(value: Decimal | None) -> str:
+    if value is None:
+        return "unknown"
+    if value == value.to_integral_value():
+        return f"{value.to_integral_value():,}"
+    return f"{value.quantize(Decimal('0.01')).normalize():,f}"
+
+
+def _clip(text: str, limit: int) -> str:
+    """SNS subjects must be ASCII, so the cut is marked with '...'."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render(alert: Alert, provider: Provider) -> Message:
+    where = f"{provider.title}/{alert.account}" + (f"/{alert.pool}" if alert.pool else "")
+    severity = alert.severity.upper()
+    remaining = credits(alert.balance.remaining if alert.balance else None)
+    subject = f"{provider.title} account '{alert.account}'" + (f", pool '{alert.pool}'," if alert.pool else "")
+    lines: list[str]
+    if alert.kind is AlertKind.RECOVERED and alert.pool is None:
+        headline = f"{where}: checks work again"
+        lines = [f"Checking {provider.title} account '{alert.account}' works again (it was {alert.previous})."]
+        short = headline
+    elif alert.kind is AlertKind.RECOVERED:
+        headline = f"{where} recovered: {remaining} credits"
+        lines = [f"{subject} is back to ok (it was {alert.previous})."]
+        short = headline
+    elif alert.kind is AlertKind.CHECK_FAILED:
+        headline = f"{severity} {where}: check failed"
+        lines = [
+            f"creditwatch cannot read the {provider.title} balance of account '{alert.account}': {alert.reason}.",
+            "Enrichment calls that use this key are likely failing too.",
+            "If the key was revoked or rotated, put the new key into this provider's secret.",
+        ]
+        short = f"{headline}: {alert.reason}"
+    else:
+        headline = f"{severity} {where}: {remaining} credits left"
+        lines = [f"{subject} is {alert.level} (it was {alert.previous})."]
+        short = f"{headline} (threshold {credits(alert.line)})"
+    if alert.balance is not None:
+        balance = alert.balance
+        lines += ["", f"Remaining:   {credits(balance.remaining)} credits"]
+        if alert.line is not None:
+            lines.append(f"Threshold:   {credits(alert.line)} credits ({alert.level})")
+        if balance.limit is not None:
+            lines.append(f"Plan limit:  {credits(balance.limit)}")
+        if balance.used is not None:
+            lines.append(f"Used:        {credits(balance.used)}")
+        if balance.percent_remaining is not None:
+            lines.append(f"Percent left: {balance.percent_remaining.quantize(Decimal('0.1'))}%")
+    lines += [
+        f"Observed at: {alert.observed_at}",
+        "",
+        f"Top up or manage the key: {provider.top_up}",
+        f"alert={alert.kind} severity={alert.severity}. creditwatch alerts once per change of level.",
+    ]
+    return Message(
+        subject=_clip(f"[creditwatch] {headline}", SUBJECT_LIMIT),
+        email="\n".join(lines),
+        sms=_clip(f"creditwatch: {short}", SMS_LIMIT),
+        attributes={
+            "provider": provider.name,
+            "account": alert.account,
+            "severity": alert.severity,
+            "alert": str(alert.kind),
+        },
+    )
+
+
+class Notifier:
+    def __init__(self, sns: Any, topic_arn: str, provider: Provider) -> None:
+        self.sns = sns
+        self.topic_arn = topic_arn
+        self.provider = provider
+
+    def publish(self, alert: Alert) -> None:
+        message = render(alert, self.provider)
+        self.sns.publish(
+            TopicArn=self.topic_arn,
+            Subject=message.subject,
+            Message=json.dumps({"default": message.email, "email": message.email, "sms": message.sms}),
+            MessageStructure="json",
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value} for name, value in message.attributes.items()
+            },
+        )

@@ -1,0 +1,21 @@
+"""Logger and Metrics, created once. Service and namespace come from the Powertools env."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger()
+# service="" keeps Powertools from adding a "service" dimension: every metric carries
+# exactly the documented dimensions, which alarms and dashboards match on.
+metrics = Metrics(service="")
+
+
+def emit(dimensions: dict[str, str], values: dict[str, tuple[MetricUnit, float]]) -> None:
+    """Flush one EMF document with these dimensions and metrics."""
+    if not values:
+        return
+    metrics.add_dimensions(**dimensions)
+    for name, (unit, value) in values.items():
+        metrics.add_metric(name=name, unit=unit, value=value)
+    metrics.flush_metrics()

@@ -1,0 +1,186 @@
+"""The stack's AWS side under moto, built from template.yaml, and the real handlers to run in it.
+
+Shared by the integration tests, the demo and the benchmark.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import yaml
+from aws_lambda_powertools.utilities import parameters
+
+from creditwatch import monitor
+from creditwatch.observability import metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDERS = ("clodura", "clado", "cleanlist", "leadmagic")
+REGION = "us-east-1"
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML, keeping short-form intrinsics (!Ref, !Sub, ...) as plain values."""
+
+
+_TemplateLoader.add_multi_constructor("!", lambda loader, _suffix, node: _construct(loader, node))
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+@cache
+def template() -> dict[str, Any]:
+    with (ROOT / "template.yaml").open() as handle:
+        loaded: dict[str, Any] = yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506 (safe loader subclass)
+    return loaded
+
+
+def reset_powertools() -> None:
+    """Forget cached secrets, clients and unflushed metrics between runs."""
+    parameters.clear_caches()
+    metrics.clear_metrics()
+    monitor.aws.cache_clear()
+
+
+@cache
+def handler(provider: str) -> ModuleType:
+    """functions/<provider>/app.py, imported under a unique name (every handler is `app`)."""
+    spec = importlib.util.spec_from_file_location(f"{provider}_app", ROOT / "functions" / provider / "app.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "creditwatch-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:creditwatch-test"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def scheduled_event(event_id: str = "d32c5kddcf5bb8c3", time: str = "2026-11-22T10:00:00Z") -> dict[str, Any]:
+    """What the template's ScheduleV2 Input sends: an EventBridge scheduled-event shape."""
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.scheduler",
+        "account": "123456789012",
+        "time": time,
+        "region": REGION,
+        "resources": [f"arn:aws:scheduler:{REGION}:123456789012:schedule/default/creditwatch"],
+        "detail": {},
+    }
+
+
+class Stack:
+    """The table, topic and secrets of template.yaml, created in moto; call inside mock_aws."""
+
+    def __init__(self, name: str = "creditwatch") -> None:
+        self.name = name
+        self.dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        self.sns = boto3.client("sns", region_name=REGION)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.secrets = boto3.client("secretsmanager", region_name=REGION)
+        self.table = self._create_table()
+        self.topic_arn = self.sns.create_topic(Name=f"{name}-alerts")["TopicArn"]
+        # A queue subscribed to the topic receives every alert, as an email inbox would.
+        self.inbox_url = self.sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
+        inbox_arn = self.sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+        self.received: list[dict[str, Any]] = []
+
+    def _create_table(self) -> Any:
+        properties = template()["Resources"]["BalancesTable"]["Properties"]
+        table = self.dynamodb.create_table(
+            TableName=f"{self.name}-balances",
+            KeySchema=properties["KeySchema"],
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            BillingMode=properties["BillingMode"],
+        )
+        ttl = properties["TimeToLiveSpecification"]
+        self.dynamodb.meta.client.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
+        return table
+
+    def secret_id(self, provider: str) -> str:
+        return f"{self.name}/{provider}"
+
+    def put_secret(self, provider: str, value: str | dict[str, Any]) -> None:
+        text = value if isinstance(value, str) else json.dumps(value)
+        try:
+            self.secrets.create_secret(Name=self.secret_id(provider), SecretString=text)
+        except self.secrets.exceptions.ResourceExistsException:
+            self.secrets.put_secret_value(SecretId=self.secret_id(provider), SecretString=text)
+        parameters.clear_caches()
+
+    def environment(self, provider: str, base_url: str, **overrides: str) -> dict[str, str]:
+        """The function's environment as the template sets it, pointed at the simulator."""
+        function = template()["Resources"][f"{provider.capitalize()}Function"]["Properties"]
+        env: dict[str, str] = {
+            **{k: str(v) for k, v in template()["Globals"]["Function"]["Environment"]["Variables"].items()},
+            **{k: str(v) for k, v in function.get("Environment", {}).get("Variables", {}).items()},
+        }
+        env.update(
+            SECRET_ID=self.secret_id(provider),
+            TABLE_NAME=self.table.name,
+            TOPIC_ARN=self.topic_arn,
+            WARNING_THRESHOLD="1000",
+            CRITICAL_THRESHOLD="100",
+            RETENTION_DAYS="90",
+            FAILURES_BEFORE_ALERT="3",
+            BASE_URL=base_url,
+        )
+        env.update(overrides)
+        return env
+
+    def invoke(self, provider: str, env: dict[str, str], context: LambdaContext | None = None, **event: Any) -> Any:
+        """Run the real handler once with `env` applied to os.environ."""
+        saved = dict(os.environ)
+        os.environ.update(env)
+        try:
+            return handler(provider).lambda_handler(scheduled_event(**event), context or LambdaContext())
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every alert published so far, as SNS delivered it to the inbox queue."""
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return self.received
+            for message in batch:
+                self.received.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.table.scan()["Items"]

@@ -1,0 +1,127 @@
+"""A local stand-in for the four providers' credits endpoints, on 127.0.0.1.
+
+It checks each provider's auth header the way its docs describe (Clodura X-API-KEY, Clado and
+Cleanlist Bearer, LeadMagic X-API-Key) and answers 401 for a missing or unknown key. Each
+registered key plays a script of replies; the last reply repeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# path -> (provider, header carrying the key, scheme prefix)
+ROUTES = {
+    "/api/v1/credits": ("clodura", "X-API-KEY", ""),
+    "/api/credits": ("clado", "Authorization", "Bearer "),
+    "/api/v1/public/credits/balance": ("cleanlist", "Authorization", "Bearer "),
+    "/v1/credits": ("leadmagic", "X-API-Key", ""),
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: Any = None  # a dict is sent as JSON, a str as it is
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+def balance(provider: str, credits: Any, **extra: Any) -> Reply:
+    """A documented 200 body for a single-pool balance."""
+    field_name = "remainingCredits" if provider == "clodura" else "credits"
+    body = {field_name: credits, **extra}
+    if provider == "clado":
+        body.setdefault("last_topup_at", None)
+    if provider == "cleanlist":
+        body.setdefault("organization_id", "org_sim")
+    return Reply(body=body)
+
+
+def prospect(contacts_used: int, max_contacts: int, dials_used: int, max_dials: int) -> Reply:
+    """Clodura's Prospect-plan body: used against limits, with maxContacts as a string."""
+    return Reply(
+        body={
+            "contactsView": contacts_used,
+            "maxContacts": str(max_contacts),
+            "directDials": dials_used,
+            "maxDirectDials": max_dials,
+        }
+    )
+
+
+class ProviderSimulator:
+    def __init__(self) -> None:
+        self.scripts: dict[tuple[str, str], list[Reply]] = {}
+        self.calls: list[tuple[str, str]] = []  # (provider, path) of every request, authorised or not
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def script(self, provider: str, api_key: str, *replies: Reply) -> None:
+        with self._lock:
+            self.scripts[(provider, api_key)] = list(replies)
+
+    def calls_to(self, provider: str) -> int:
+        return sum(1 for name, _ in self.calls if name == provider)
+
+    def __enter__(self) -> ProviderSimulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next_reply(self, provider: str, api_key: str | None) -> Reply:
+        with self._lock:
+            script = self.scripts.get((provider, api_key or ""))
+            if not script:
+                return Reply(401, {"detail": "Unauthorized - API key missing or invalid"})
+            return script.pop(0) if len(script) > 1 else script[0]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        simulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                route = ROUTES.get(self.path)
+                if route is None:
+                    self._send(Reply(404, {"detail": "Not Found"}))
+                    return
+                provider, header, scheme = route
+                simulator.calls.append((provider, self.path))
+                value = self.headers.get(header, "")
+                api_key = value[len(scheme) :] if value.startswith(scheme) else None
+                reply = simulator._next_reply(provider, api_key)
+                time.sleep(reply.delay)
+                self._send(reply)
+
+            def _send(self, reply: Reply) -> None:
+                text = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
+                payload = text.encode()
+                self.send_response(reply.status)
+                content_type = "text/html" if isinstance(reply.body, str) else "application/json"
+                for name, value in {"Content-Type": content_type, **reply.headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                # A client that gave up (a timeout test) has nothing left to receive.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        return Handler
