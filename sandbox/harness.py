@@ -143,24 +143,20 @@ class Stack:
         parameters.clear_caches()
 
     def environment(self, provider: str, base_url: str, **overrides: str) -> dict[str, str]:
-        """The function's environment as the template sets it, pointed at the simulator."""
-        function = template()["Resources"][f"{provider.capitalize()}Function"]["Properties"]
-        env: dict[str, str] = {
-            **{k: str(v) for k, v in template()["Globals"]["Function"]["Environment"]["Variables"].items()},
-            **{k: str(v) for k, v in function.get("Environment", {}).get("Variables", {}).items()},
+        """The function's environment as template.yaml sets it, pointed at the simulator."""
+        return {
+            "POWERTOOLS_SERVICE_NAME": "creditwatch",
+            "POWERTOOLS_METRICS_NAMESPACE": "CreditWatch",
+            "SECRET_ID": self.secret_id(provider),
+            "TABLE_NAME": self.table.name,
+            "TOPIC_ARN": self.topic_arn,
+            "WARNING_THRESHOLD": "1000",
+            "CRITICAL_THRESHOLD": "100",
+            "FAILURES_BEFORE_ALERT": "3",
+            "RETENTION_DAYS": "90",
+            "BASE_URL": base_url,
+            **overrides,
         }
-        env.update(
-            SECRET_ID=self.secret_id(provider),
-            TABLE_NAME=self.table.name,
-            TOPIC_ARN=self.topic_arn,
-            WARNING_THRESHOLD="1000",
-            CRITICAL_THRESHOLD="100",
-            RETENTION_DAYS="90",
-            FAILURES_BEFORE_ALERT="3",
-            BASE_URL=base_url,
-        )
-        env.update(overrides)
-        return env
 
     def invoke(self, provider: str, env: dict[str, str], context: LambdaContext | None = None, **event: Any) -> Any:
         """Run the real handler once with `env` applied to os.environ."""

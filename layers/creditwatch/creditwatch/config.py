@@ -93,6 +93,7 @@ class Settings:
     base_url: str | None = None
     retention_days: int = 90
     failures_before_alert: int = 3
+    metrics_namespace: str = "CreditWatch"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -105,6 +106,7 @@ class Settings:
             base_url=parse_base_url(base_url) if base_url else None,
             retention_days=_positive_int(env, "RETENTION_DAYS", 90),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3),
+            metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "CreditWatch",
         )
 
 

@@ -9,6 +9,8 @@ from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 from creditwatch.domain import Checked, Exhausted, Outcome, Rejected, Unavailable
@@ -18,6 +20,7 @@ CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 10.0
 MAX_WAIT = 10.0  # longest single back-off or Retry-After wait, in seconds
 RETRIES = 3
+BACKOFF_FACTOR = 1.0  # urllib3 waits 0s, 2s, 4s ... (capped at MAX_WAIT) between retries
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
@@ -42,7 +45,7 @@ class DeadlineRetry(Retry):
 def new_session(deadline: float = float("inf")) -> requests.Session:
     retry = DeadlineRetry(
         total=RETRIES,
-        backoff_factor=1,
+        backoff_factor=BACKOFF_FACTOR,
         backoff_max=MAX_WAIT,
         retry_after_max=int(MAX_WAIT),
         status_forcelist=RETRY_STATUSES,
@@ -62,6 +65,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
+def _describe(exc: requests.RequestException) -> str:
+    """A failure in words, without the exception text (which can carry the URL and more)."""
+    # requests reports a read timeout whose retries ran out as a ConnectionError wrapping it.
+    cause = exc.args[0] if exc.args else None
+    reason = cause.reason if isinstance(cause, MaxRetryError) else cause
+    if isinstance(exc, requests.Timeout) or isinstance(reason, Urllib3Timeout):
+        return "the provider timed out"
+    if isinstance(exc, requests.exceptions.RetryError):
+        return "the provider kept failing after retries"
+    return f"the provider could not be reached ({type(exc).__name__})"
+
+
 def fetch(session: requests.Session, provider: Provider, base_url: str, api_key: str) -> Outcome:
     """One check. Never raises for what the provider does; the reason never holds the key."""
     try:
@@ -71,10 +86,8 @@ def fetch(session: requests.Session, provider: Provider, base_url: str, api_key:
             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             allow_redirects=False,
         )
-    except requests.Timeout:
-        return Unavailable("the provider timed out")
     except requests.RequestException as exc:
-        return Unavailable(f"the provider could not be reached ({type(exc).__name__})")
+        return Unavailable(_describe(exc))
     status = response.status_code
     if status in (401, 403):
         return Rejected(status)

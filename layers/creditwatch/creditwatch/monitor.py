@@ -22,7 +22,7 @@ from creditwatch.config import Account, Settings
 from creditwatch.domain import AccountState, Checked, Evaluation, Exhausted, evaluate, iso, revert
 from creditwatch.http import fetch, new_session
 from creditwatch.notifier import Notifier
-from creditwatch.observability import emit, logger
+from creditwatch.observability import emit, logger, metrics
 from creditwatch.repository import Repository, Snapshot, StateConflict
 from creditwatch.secret_store import load_accounts
 
@@ -44,6 +44,7 @@ def aws() -> tuple[Any, Any]:
 def check_provider(name: str, event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_env(os.environ)
     provider = providers.load(name)
+    metrics.namespace = settings.metrics_namespace
     logger.append_keys(provider=provider.name)
     logger.info("run started", extra={"scheduled_time": event.get("time")})
     accounts = load_accounts(settings.secret_id, settings.thresholds)

@@ -1,0 +1,47 @@
+# The front door: make test, make demo, make lint, make bench.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAM_VENV := .venv-sam
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: test demo lint bench validate sam-validate build clean
+
+$(STAMP): requirements-dev.txt layers/creditwatch/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## test: lint, type-check, validate the template, run every test
+test: lint
+	$(BIN)/pytest
+
+## lint: ruff (lint + format check), mypy on the shared package, cfn-lint on the template
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+## demo: run the real handlers against moto and the provider simulator; no AWS account needed
+demo: $(STAMP)
+	$(BIN)/python -m sandbox.demo
+
+## bench: speed and memory of a run over many accounts
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+## sam-validate: `sam validate --lint` with SAM CLI in a venv of its own (it pins boto3 and click)
+sam-validate:
+	test -x $(SAM_VENV)/bin/sam || ($(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet aws-sam-cli)
+	$(SAM_VENV)/bin/sam validate --lint
+
+## build: sam build (python3.12 must be on PATH, or use a container build)
+build: sam-validate
+	$(SAM_VENV)/bin/sam build
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,52 @@
+"""The real handlers against moto (AWS) and the provider simulator on 127.0.0.1."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from sandbox.harness import Stack
+from sandbox.simulator import ProviderSimulator
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    with mock_aws():
+        yield Stack()
+
+
+@pytest.fixture
+def simulator() -> Iterator[ProviderSimulator]:
+    with ProviderSimulator() as sim:
+        yield sim
+
+
+def emf_documents(output: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents among the lines a function printed."""
+    documents = []
+    for line in output.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "_aws" in document:
+            # Powertools writes each metric's values as a list; one value per document here.
+            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                (document[metric["Name"]],) = document[metric["Name"]]
+            documents.append(document)
+    return documents
+
+
+def attributes(alert: dict[str, Any]) -> dict[str, str]:
+    """An alert's SNS message attributes as plain strings."""
+    return {name: value["Value"] for name, value in alert["MessageAttributes"].items()}
+
+
+@pytest.fixture(autouse=True)
+def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep urllib3's exponential back-off short; Retry-After waits stay as the provider asks."""
+    from creditwatch import http
+
+    monkeypatch.setattr(http, "BACKOFF_FACTOR", 0.01)
