@@ -85,7 +85,7 @@ def test_alert_message_is_actionable(leadmagic):
     (alert,) = leadmagic(balance("leadmagic", 42.5))
 
     assert len(alert["Subject"]) <= 100
-    assert alert["Subject"] == "[creditwatch] CRITICAL LeadMagic/default/credits: 42.50 credits left"
+    assert alert["Subject"] == "[creditwatch] CRITICAL LeadMagic/default/credits: 42.5 credits left"
     for fragment in ("Remaining:   42.5 credits", "Threshold:   100", "Observed at: ", "https://leadmagic.io"):
         assert fragment in alert["Message"]
     assert attributes(alert) == {
