@@ -1,5 +1,6 @@
 """The real handlers against moto (AWS) and the provider simulator on 127.0.0.1."""
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -50,3 +51,15 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     from creditwatch import http
 
     monkeypatch.setattr(http, "BACKOFF_FACTOR", 0.01)
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """Everything the Powertools logger writes during the test (its handler keeps the stdout
+    it was created with, so capsys does not see it)."""
+    from creditwatch.observability import logger
+
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]

@@ -1,0 +1,78 @@
+"""No API key, or any long piece of one, reaches a log line, an item, a metric, an alert or an error."""
+
+import pytest
+
+from creditwatch.monitor import RunIncomplete
+from sandbox.harness import Stack
+from sandbox.simulator import ProviderSimulator, Reply, balance
+
+KEYS = {
+    "healthy": "cw-secret-healthy-7f3a9c1e5b2d",
+    "low": "cw-secret-low-8e4b0d2f6a1c",
+    "revoked": "cw-secret-revoked-9d5c1e3a7b2f",
+    "flaky": "cw-secret-flaky-0a6d2f4b8c3e",
+}
+
+
+def fragments(key: str) -> list[str]:
+    """Every 8-character piece of the key: none may appear anywhere."""
+    return [key[i : i + 8] for i in range(len(key) - 7)]
+
+
+def assert_no_key_in(text: str) -> None:
+    for key in KEYS.values():
+        for piece in fragments(key):
+            assert piece not in text, f"part of a key leaked: {piece!r}"
+
+
+@pytest.mark.parametrize("provider", ["clodura", "clado", "cleanlist", "leadmagic"])
+def test_no_key_leaks_anywhere(stack: Stack, simulator: ProviderSimulator, capsys, logs, provider):
+    simulator.script(provider, KEYS["healthy"], balance(provider, 50000))
+    simulator.script(provider, KEYS["low"], balance(provider, 3))
+    simulator.script(provider, KEYS["revoked"], Reply(401, {"detail": "invalid key"}))
+    simulator.script(provider, KEYS["flaky"], Reply(200, "<html>bad gateway</html>"))
+    stack.put_secret(provider, {"accounts": [{"name": name, "api_key": key} for name, key in KEYS.items()]})
+    env = stack.environment(provider, simulator.base_url, FAILURES_BEFORE_ALERT="1", POWERTOOLS_LOG_LEVEL="DEBUG")
+
+    for _ in range(2):
+        stack.invoke(provider, env)
+    simulator.script(provider, KEYS["low"], balance(provider, 90000))
+    stack.invoke(provider, env)
+
+    alerts = stack.alerts()
+    assert len(alerts) >= 4
+    assert_no_key_in(repr(alerts))
+    assert_no_key_in(repr(stack.items()))
+    assert_no_key_in(capsys.readouterr().out)  # EMF metrics
+    assert '"message":"check failed"' in logs.getvalue()
+    assert_no_key_in(logs.getvalue())
+
+
+def test_no_key_in_errors_or_logs_when_aws_fails(stack: Stack, simulator: ProviderSimulator, logs, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from creditwatch import repository
+
+    def broken(*_: object, **__: object) -> None:
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "BatchWriteItem")
+
+    monkeypatch.setattr(repository.Repository, "save_snapshots", broken)
+    simulator.script("clado", KEYS["low"], balance("clado", 3))
+    stack.put_secret("clado", KEYS["low"])
+
+    with pytest.raises(RunIncomplete) as error:
+        stack.invoke("clado", stack.environment("clado", simulator.base_url))
+
+    assert_no_key_in(str(error.value))
+    assert "snapshots not saved" in logs.getvalue()
+    assert_no_key_in(logs.getvalue())
+
+
+def test_logs_identify_a_key_by_its_last_four_characters_only(stack, simulator, logs):
+    simulator.script("clado", KEYS["revoked"], Reply(401, {"detail": "invalid"}))
+    stack.put_secret("clado", KEYS["revoked"])
+
+    stack.invoke("clado", stack.environment("clado", simulator.base_url))
+
+    assert f'"key":"…{KEYS["revoked"][-4:]}"' in logs.getvalue()
+    assert_no_key_in(logs.getvalue())

@@ -1,0 +1,141 @@
+"""What template.yaml must say, read back from the file, plus cfn-lint over all of it."""
+
+import json
+from pathlib import Path
+
+import pytest
+from cfnlint.api import lint_all
+
+from sandbox.harness import PROVIDERS, ROOT, template
+
+RESOURCES = template()["Resources"]
+TITLES = {"clodura": "Clodura", "clado": "Clado", "cleanlist": "Cleanlist", "leadmagic": "LeadMagic"}
+CONTRACT_ENV = {
+    "SECRET_ID",
+    "TABLE_NAME",
+    "TOPIC_ARN",
+    "WARNING_THRESHOLD",
+    "CRITICAL_THRESHOLD",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_SERVICE_NAME",
+    "RETENTION_DAYS",
+    "FAILURES_BEFORE_ALERT",
+}
+
+
+def function(provider: str) -> dict:
+    return RESOURCES[f"{TITLES[provider]}Function"]
+
+
+def test_cfn_lint_reports_no_errors_or_warnings():
+    matches = lint_all((ROOT / "template.yaml").read_text())
+    assert [str(m) for m in matches if m.rule.severity in ("error", "warning")] == []
+
+
+def test_runtime_and_architecture_in_globals():
+    globals_ = template()["Globals"]["Function"]
+    assert (globals_["Runtime"], globals_["Architectures"]) == ("python3.12", ["arm64"])
+    assert globals_["Timeout"] <= 900
+    assert globals_["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_provider_has_a_gated_function_secret_and_log_group(provider):
+    title = TITLES[provider]
+    condition = f"{title}Enabled"
+    assert template()["Conditions"][condition] == ["Enable" + title, "true"]
+    for suffix in ("Function", "Secret", "LogGroup"):
+        assert RESOURCES[f"{title}{suffix}"]["Condition"] == condition
+    assert RESOURCES[f"{title}Secret"]["Properties"]["SecretString"] == "REPLACE_WITH_API_KEY"
+    assert RESOURCES[f"{title}LogGroup"]["Properties"]["RetentionInDays"] == "LogRetentionDays"
+    assert function(provider)["Properties"]["CodeUri"] == f"functions/{provider}/"
+    assert (ROOT / "functions" / provider / "app.py").is_file()
+    assert template()["Outputs"][f"{title}SecretCommand"]["Condition"] == condition
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_function_reads_only_its_own_secret(provider):
+    title = TITLES[provider]
+    properties = function(provider)["Properties"]
+    assert properties["Environment"]["Variables"]["SECRET_ID"] == f"{title}Secret"
+    secret_policies = [p for p in properties["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p]
+    assert secret_policies == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": f"{title}Secret"}}]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_no_wildcards_in_function_policies(provider):
+    for policy in function(provider)["Properties"]["Policies"]:
+        for statement in policy.get("Statement", []):
+            assert "*" not in json.dumps(statement["Resource"])
+            assert all("*" not in action for action in statement["Action"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_schedule_v2_with_retries_and_dead_letter_queue(provider):
+    title = TITLES[provider]
+    event = function(provider)["Properties"]["Events"]["Schedule"]
+    assert event["Type"] == "ScheduleV2"
+    assert event["Properties"]["ScheduleExpression"] == ["Schedules", f"{title}Schedule", "Expression"]
+    assert event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert event["Properties"]["DeadLetterConfig"] == {"Arn": "ScheduleDeadLetterQueue.Arn"}
+    assert template()["Parameters"][f"{title}Schedule"]["Default"] == "1h"
+
+
+def test_default_schedule_is_hourly():
+    assert template()["Mappings"]["Schedules"]["1h"]["Expression"] == "rate(1 hour)"
+
+
+def test_scheduled_input_is_an_eventbridge_event_with_the_execution_id():
+    event = json.loads(template()["Mappings"]["Scheduler"]["Event"]["Input"])
+    assert event["id"] == "<aws.scheduler.execution-id>"
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["time"] == "<aws.scheduler.scheduled-time>"
+
+
+def test_environment_carries_the_contract():
+    globals_env = set(template()["Globals"]["Function"]["Environment"]["Variables"])
+    for provider in PROVIDERS:
+        env = globals_env | set(function(provider)["Properties"]["Environment"]["Variables"])
+        assert env >= CONTRACT_ENV
+
+
+def test_exactly_one_table_with_literal_keys_pitr_sse_and_ttl():
+    tables = [r for r in RESOURCES.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert len(tables) == 1
+    properties = tables[0]["Properties"]
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_topic_is_kms_encrypted_and_sms_gets_critical_only():
+    assert RESOURCES["AlertTopic"]["Properties"]["KmsMasterKeyId"] == "AlertKey"
+    sms = RESOURCES["SmsSubscription"]
+    assert sms["Condition"] == "HasPhone"
+    assert sms["Properties"]["FilterPolicy"] == {"severity": ["critical"]}
+    assert sms["Properties"]["FilterPolicyScope"] == "MessageAttributes"
+    assert RESOURCES["EmailSubscription"]["Condition"] == "HasEmail"
+
+
+def test_layer_is_built_by_sam_for_the_target_runtime():
+    layer = RESOURCES["CreditwatchLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert layer["Properties"]["ContentUri"] == "layers/creditwatch/"
+    requirements = (ROOT / "layers/creditwatch/requirements.txt").read_text()
+    assert "aws-lambda-powertools==" in requirements
+
+
+def test_samconfig_has_working_defaults():
+    text = (ROOT / "samconfig.toml").read_text()
+    assert 'stack_name = "creditwatch"' in text
+    assert "CAPABILITY_IAM" in text
+
+
+def test_sample_events_exist_for_every_provider():
+    for provider in PROVIDERS:
+        event = json.loads(Path(ROOT / "events" / f"{provider}.json").read_text())
+        assert event["detail-type"] == "Scheduled Event"

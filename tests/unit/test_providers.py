@@ -1,0 +1,136 @@
+"""Each adapter against its provider's documented responses, faked with `responses`."""
+
+from decimal import Decimal
+
+import pytest
+import requests
+import responses
+
+from creditwatch import providers
+from creditwatch.domain import Balance, Checked, Exhausted, Rejected, Unavailable
+from creditwatch.http import fetch, new_session
+
+KEY = "test-key-0000000000"
+
+
+def check(name: str, status: int = 200, body: object = None, **kwargs: object):
+    provider = providers.load(name)
+    url = provider.base_url + provider.path
+    with responses.RequestsMock() as mock:
+        if isinstance(body, str):
+            mock.get(url, status=status, body=body, **kwargs)
+        else:
+            mock.get(url, status=status, json=body, **kwargs)
+        outcome = fetch(new_session(), provider, provider.base_url, KEY)
+        return outcome, mock.calls[0].request
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "header", "value"),
+    [
+        ("clodura", "https://api.clodura.ai/api/v1/credits", "X-API-KEY", KEY),
+        ("clado", "https://search.clado.ai/api/credits", "Authorization", f"Bearer {KEY}"),
+        ("cleanlist", "https://api.cleanlist.ai/api/v1/public/credits/balance", "Authorization", f"Bearer {KEY}"),
+        ("leadmagic", "https://api.leadmagic.io/v1/credits", "X-API-Key", KEY),
+    ],
+)
+def test_documented_endpoint_and_auth_header(name, url, header, value):
+    provider = providers.load(name)
+    assert provider.base_url + provider.path == url
+    assert provider.auth(KEY) == {header: value}
+
+
+def test_clodura_common_credit_pool():
+    outcome, request = check("clodura", body={"remainingCredits": 4200})
+    assert outcome == Checked((Balance("credits", Decimal(4200)),))
+    assert request.headers["X-API-KEY"] == KEY
+
+
+def test_clodura_prospect_plan_gives_two_pools_with_string_limit():
+    outcome, _ = check(
+        "clodura", body={"contactsView": 142, "maxContacts": "1000", "directDials": 38, "maxDirectDials": 200}
+    )
+    assert outcome == Checked(
+        (
+            Balance("contact_views", Decimal(858), Decimal(1000), Decimal(142)),
+            Balance("direct_dials", Decimal(162), Decimal(200), Decimal(38)),
+        )
+    )
+
+
+def test_clodura_overage_never_goes_negative():
+    outcome, _ = check(
+        "clodura", body={"contactsView": 1200, "maxContacts": "1000", "directDials": 0, "maxDirectDials": 0}
+    )
+    assert isinstance(outcome, Checked)
+    assert outcome.balances[0].remaining == 0
+
+
+def test_clado_credits_and_last_topup():
+    outcome, request = check("clado", body={"credits": 247, "last_topup_at": "2024-01-15T10:30:00Z"})
+    assert outcome == Checked((Balance("credits", Decimal(247)),))
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_cleanlist_fractional_balance_is_exact():
+    outcome, _ = check("cleanlist", body='{"organization_id": "org_x", "credits": 1234.5}')
+    assert outcome == Checked((Balance("credits", Decimal("1234.5")),))
+
+
+def test_leadmagic_fractional_balance_is_exact():
+    outcome, _ = check("leadmagic", body='{"credits": 15432.50}')
+    assert isinstance(outcome, Checked)
+    assert str(outcome.balances[0].remaining) == "15432.50"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(401, Rejected(401)), (403, Rejected(403)), (402, Exhausted())],
+)
+def test_auth_and_payment_statuses(status, expected):
+    assert check("leadmagic", status=status, body={"detail": "x"})[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "body", "reason"),
+    [
+        ("clado", 404, {"detail": "Unable to retrieve"}, "HTTP 404"),
+        ("clodura", 409, {"message": "daily limit"}, "HTTP 409"),
+        ("clodura", 400, {"message": "bad"}, "HTTP 400"),
+        ("clodura", 422, {"errors": []}, "HTTP 422"),
+        ("leadmagic", 200, "<html>oops</html>", "not JSON"),
+        ("leadmagic", 200, '{"credits": NaN}', "not JSON"),
+        ("leadmagic", 200, '{"credits": Infinity}', "not JSON"),
+        ("leadmagic", 200, {"credits": "12abc"}, "'credits' is not a number"),
+        ("leadmagic", 200, {"credits": True}, "'credits' is missing or not a number"),
+        ("leadmagic", 200, {"credits": None}, "'credits' is missing or not a number"),
+        ("leadmagic", 200, {"credits": -1}, "non-negative"),
+        ("leadmagic", 200, {}, "'credits' is missing"),
+        ("cleanlist", 200, [1], "not a JSON object"),
+        ("clodura", 200, {"contactsView": 1}, "neither"),
+        (
+            "clodura",
+            200,
+            {"contactsView": 1, "maxContacts": "n/a", "directDials": 0, "maxDirectDials": 1},
+            "maxContacts",
+        ),
+    ],
+)
+def test_unusable_answers_are_transient_and_say_why(name, status, body, reason):
+    outcome, _ = check(name, status=status, body=body)
+    assert isinstance(outcome, Unavailable)
+    assert reason in outcome.reason
+    assert KEY not in outcome.reason
+
+
+def test_connection_failure_is_transient_without_exception_text():
+    provider = providers.load("clado")
+    with responses.RequestsMock() as mock:
+        mock.get(provider.base_url + provider.path, body=requests.exceptions.ConnectionError("boom with details"))
+        outcome = fetch(new_session(), provider, provider.base_url, KEY)
+    assert outcome == Unavailable("the provider could not be reached (ConnectionError)")
+
+
+def test_unknown_provider_name_is_refused():
+    with pytest.raises(ValueError, match="provider"):
+        providers.load("../etc")
