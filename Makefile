@@ -28,11 +28,11 @@ lint: $(STAMP)
 
 ## demo: run the real handlers against moto and the provider simulator; no AWS account needed
 demo: $(STAMP)
-	$(BIN)/python -m sandbox.demo
+	PYTHONPATH=layers/creditwatch $(BIN)/python -m sandbox.demo
 
 ## bench: speed and memory of a run over many accounts
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	PYTHONPATH=layers/creditwatch $(BIN)/python -m bench.run
 
 ## sam-validate: `sam validate --lint` with SAM CLI in a venv of its own (it pins boto3 and click)
 sam-validate:

@@ -88,6 +88,9 @@ class Run:
             "alerts_sent": self.alerts_sent,
         }
         logger.info("run finished", extra=summary)
+        # One run-level document, flushed by the handler's log_metrics decorator.
+        metrics.add_dimension(name="Provider", value=self.provider.name)
+        metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=self.alerts_sent)
         if self.problems:
             raise RunIncomplete("; ".join(self.problems))
         return summary
