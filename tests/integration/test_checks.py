@@ -293,4 +293,8 @@ def test_failed_check_emits_check_failed(stack, simulator, capsys):
     run(stack, simulator, "clado")
 
     documents = emf_documents(capsys.readouterr().out)
-    assert [(d["CheckSucceeded"], d["CheckFailed"]) for d in documents] == [(0.0, 1.0)]
+    checks = [(d["CheckSucceeded"], d["CheckFailed"]) for d in documents if "CheckSucceeded" in d]
+    assert checks == [(0.0, 1.0)]
+    (run,) = [d for d in documents if "AlertsPublished" in d]
+    assert run["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Provider"]]
+    assert run["AlertsPublished"] == 1.0
