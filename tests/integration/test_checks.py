@@ -295,6 +295,6 @@ def test_failed_check_emits_check_failed(stack, simulator, capsys):
     documents = emf_documents(capsys.readouterr().out)
     checks = [(d["CheckSucceeded"], d["CheckFailed"]) for d in documents if "CheckSucceeded" in d]
     assert checks == [(0.0, 1.0)]
-    (run,) = [d for d in documents if "AlertsPublished" in d]
-    assert run["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Provider"]]
-    assert run["AlertsPublished"] == 1.0
+    (summary,) = [d for d in documents if "AlertsPublished" in d]
+    assert summary["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Provider"]]
+    assert summary["AlertsPublished"] == 1.0
