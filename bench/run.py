@@ -1,0 +1,120 @@
+"""make bench: speed, memory and DynamoDB call counts of one run over many accounts.
+
+Runs the real LeadMagic handler in-process against moto and the provider simulator, so the
+figures include HTTP on loopback and moto's own overhead: an upper bound for the run's own work.
+Exits non-zero when a target is missed.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from decimal import Decimal
+
+from moto import mock_aws
+
+from creditwatch import monitor
+from creditwatch.domain import AccountState, Balance, Checked, Threshold, Thresholds, evaluate
+from creditwatch.observability import logger
+from sandbox.harness import FAKE_AWS_ENV, ROOT, Stack
+from sandbox.simulator import ProviderSimulator, balance
+
+ACCOUNTS = 300
+TARGETS = {
+    "import_s": 2.0,  # cold-start import of the shared package and its libraries
+    "run_s": 8.0,  # one run over ACCOUNTS accounts, moto and loopback HTTP included
+    "peak_mib": 32.0,  # traced Python allocations during that run
+    "evaluations_per_s": 20_000.0,  # pure domain throughput
+}
+
+
+def import_seconds() -> float:
+    code = "import time; t = time.perf_counter(); import creditwatch.monitor; print(time.perf_counter() - t)"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "creditwatch")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)  # noqa: S603
+    return float(result.stdout)
+
+
+def evaluations_per_second() -> float:
+    thresholds = Thresholds(Threshold(Decimal(1000)), Threshold(Decimal(100)))
+    outcome = Checked((Balance("credits", Decimal("512.5")),))
+    count, start = 20_000, time.perf_counter()
+    state = AccountState()
+    for _ in range(count):
+        state = evaluate("p", "a", "2026-11-22T10:00:00Z", state, outcome, thresholds, 3).state
+    return count / (time.perf_counter() - start)
+
+
+def two_runs() -> list[tuple[float, float, dict[str, int]]]:
+    """A first run (every account seen for the first time) and a second, steady one."""
+    with mock_aws(), ProviderSimulator() as simulator:
+        stack = Stack()
+        accounts = []
+        for index in range(ACCOUNTS):
+            key = f"bench-key-{index:06d}-xxxxxxxx"
+            simulator.script("leadmagic", key, balance("leadmagic", 50 + index * 10))
+            accounts.append({"name": f"account-{index}", "api_key": key})
+        stack.put_secret("leadmagic", {"accounts": accounts})
+        env = stack.environment("leadmagic", simulator.base_url)
+        calls: collections.Counter[str] = collections.Counter()
+        monitor.aws.cache_clear()
+        dynamodb = monitor.aws()[0].meta.client
+        dynamodb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
+        devnull = open(os.devnull, "w")  # noqa: SIM115 (closed below)
+        logger.registered_handler.setStream(devnull)  # type: ignore[attr-defined]
+        stdout, sys.stdout = sys.stdout, devnull
+        results = []
+        try:
+            for _ in range(2):
+                calls.clear()
+                tracemalloc.start()
+                start = time.perf_counter()
+                stack.invoke("leadmagic", env)
+                seconds = time.perf_counter() - start
+                peak = tracemalloc.get_traced_memory()[1] / 2**20
+                tracemalloc.stop()
+                results.append((seconds, peak, dict(calls)))
+        finally:
+            sys.stdout = stdout
+            devnull.close()
+        return results
+
+
+def main() -> int:
+    os.environ.update(FAKE_AWS_ENV)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    figures = {"import_s": import_seconds(), "evaluations_per_s": evaluations_per_second()}
+    (first_s, first_mib, first_calls), (figures["run_s"], figures["peak_mib"], calls) = two_runs()
+    print(f"creditwatch bench: LeadMagic runs over {ACCOUNTS} accounts (moto + loopback simulator)\n")
+    print(f"  first run (every account new): {first_s:.2f} s, peak {first_mib:.2f} MiB, DynamoDB {first_calls}")
+    print("  second run (steady state), against targets:")
+    failed = False
+    for name, target in TARGETS.items():
+        value = figures[name]
+        ok = value >= target if name.endswith("per_s") else value <= target
+        failed |= not ok
+        bound = ">=" if name.endswith("per_s") else "<="
+        print(f"  {name:<20} {value:>12,.2f}   target {bound} {target:,.2f}   {'ok' if ok else 'MISSED'}")
+    # Steady state: one batched read, batched snapshot writes, and no state writes when no level changed.
+    expected_calls = {
+        "BatchGetItem": math.ceil(ACCOUNTS / 100),
+        "BatchWriteItem": math.ceil(ACCOUNTS / 25),
+        "PutItem": 0,
+    }
+    print("\n  DynamoDB calls in the second run (grow with batches, not accounts):")
+    for operation, expected in expected_calls.items():
+        actual = calls.get(operation, 0)
+        ok = actual <= expected
+        failed |= not ok
+        print(f"  {operation:<20} {actual:>12}   expected <= {expected}   {'ok' if ok else 'MISSED'}")
+    print(f"  {'per account':<20} {sum(calls.values()) / ACCOUNTS:>12.2f}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
