@@ -15,8 +15,8 @@ def emit(dimensions: dict[str, str], values: dict[str, tuple[MetricUnit, float]]
     """Flush one EMF document with these dimensions and metrics."""
     if not values:
         return
-    for name, value in dimensions.items():
-        metrics.add_dimension(name=name, value=value)
+    for dimension, label in dimensions.items():
+        metrics.add_dimension(name=dimension, value=label)
     for metric, (unit, value) in values.items():
         metrics.add_metric(name=metric, unit=unit, value=value)
     metrics.flush_metrics()
