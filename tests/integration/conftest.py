@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from sandbox.harness import Stack
@@ -63,3 +64,12 @@ def logs() -> Iterator[io.StringIO]:
     previous = logger.registered_handler.setStream(buffer)  # type: ignore[attr-defined]
     yield buffer
     logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def aws_failure(operation: str, code: str = "InternalServerError"):
+    """A stand-in for a boto3 call that fails the way AWS does."""
+
+    def fail(*_: object, **__: object) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": f"{operation} failed"}}, operation)
+
+    return fail

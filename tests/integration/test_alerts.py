@@ -11,7 +11,7 @@ from creditwatch.monitor import RunIncomplete
 from sandbox.harness import Stack, handler
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
-from .conftest import attributes
+from .conftest import attributes, aws_failure
 
 KEY = "lm_live_abcdefghijklmnop"
 
@@ -40,8 +40,7 @@ def sns_client():
     return monitor.aws()[1]
 
 
-def sns_error(*_: object, **__: object) -> None:
-    raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS is down"}}, "Publish")
+sns_error = aws_failure("Publish")
 
 
 def test_every_transition_alerts_once(leadmagic):
@@ -156,8 +155,7 @@ def test_state_write_failure_defers_the_alert_to_the_next_run(leadmagic, stack, 
     env = stack.environment("leadmagic", simulator.base_url)
     simulator.script("leadmagic", KEY, balance("leadmagic", 50))
 
-    def broken(*_: object, **__: object) -> None:
-        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}, "PutItem")
+    broken = aws_failure("PutItem", "ProvisionedThroughputExceededException")
 
     with monkeypatch.context() as patched:
         patched.setattr(repository.Repository, "save_state", broken)
@@ -173,8 +171,7 @@ def test_snapshot_write_failure_still_alerts_and_reports_the_error(leadmagic, st
     env = stack.environment("leadmagic", simulator.base_url)
     simulator.script("leadmagic", KEY, balance("leadmagic", 50))
 
-    def broken(*_: object, **__: object) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "BatchWriteItem")
+    broken = aws_failure("BatchWriteItem", "InternalServerError")
 
     monkeypatch.setattr(repository.Repository, "save_snapshots", broken)
     with pytest.raises(RunIncomplete, match="snapshot"):
@@ -186,8 +183,7 @@ def test_state_read_failure_fails_the_run_before_any_alert(leadmagic, stack, sim
     env = stack.environment("leadmagic", simulator.base_url)
     simulator.script("leadmagic", KEY, balance("leadmagic", 50))
 
-    def broken(*_: object, **__: object) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "BatchGetItem")
+    broken = aws_failure("BatchGetItem", "InternalServerError")
 
     monkeypatch.setattr(repository.Repository, "load_states", broken)
     with pytest.raises(ClientError):

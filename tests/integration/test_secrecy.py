@@ -6,6 +6,8 @@ from creditwatch.monitor import RunIncomplete
 from sandbox.harness import Stack
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
+from .conftest import aws_failure
+
 KEYS = {
     "healthy": "cw-secret-healthy-7f3a9c1e5b2d",
     "low": "cw-secret-low-8e4b0d2f6a1c",
@@ -49,14 +51,9 @@ def test_no_key_leaks_anywhere(stack: Stack, simulator: ProviderSimulator, capsy
 
 
 def test_no_key_in_errors_or_logs_when_aws_fails(stack: Stack, simulator: ProviderSimulator, logs, monkeypatch):
-    from botocore.exceptions import ClientError
-
     from creditwatch import repository
 
-    def broken(*_: object, **__: object) -> None:
-        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "BatchWriteItem")
-
-    monkeypatch.setattr(repository.Repository, "save_snapshots", broken)
+    monkeypatch.setattr(repository.Repository, "save_snapshots", aws_failure("BatchWriteItem"))
     simulator.script("clado", KEYS["low"], balance("clado", 3))
     stack.put_secret("clado", KEYS["low"])
 
