@@ -173,7 +173,7 @@ def test_snapshot_write_failure_still_alerts_and_reports_the_error(leadmagic, st
 
     broken = aws_failure("BatchWriteItem", "InternalServerError")
 
-    monkeypatch.setattr(repository.Repository, "save_snapshots", broken)
+    monkeypatch.setattr(repository.Repository, "save_run", broken)
     with pytest.raises(RunIncomplete, match="snapshot"):
         stack.invoke("leadmagic", env)
     assert kinds(stack.alerts()) == [("low_credits", "critical")]
@@ -185,7 +185,7 @@ def test_state_read_failure_fails_the_run_before_any_alert(leadmagic, stack, sim
 
     broken = aws_failure("BatchGetItem", "InternalServerError")
 
-    monkeypatch.setattr(repository.Repository, "load_states", broken)
+    monkeypatch.setattr(repository.Repository, "load", broken)
     with pytest.raises(ClientError):
         stack.invoke("leadmagic", env)
     assert stack.alerts() == []
@@ -195,10 +195,10 @@ def test_a_stale_duplicate_run_loses_the_conditional_write_and_sends_nothing(lea
     """The same schedule delivered twice: the second run read the state before the first wrote it."""
     env = stack.environment("leadmagic", simulator.base_url)
     simulator.script("leadmagic", KEY, balance("leadmagic", 50))
-    stale = repository.Repository(stack.table, "leadmagic", 90).load_states(["default"])
+    stale = repository.Repository(stack.table, "leadmagic", 90).load(["default"])
 
     stack.invoke("leadmagic", env)
-    monkeypatch.setattr(repository.Repository, "load_states", lambda self, accounts: stale)
+    monkeypatch.setattr(repository.Repository, "load", lambda self, accounts: stale)
     stack.invoke("leadmagic", env)
 
     assert kinds(stack.alerts()) == [("low_credits", "critical")]

@@ -275,7 +275,8 @@ def test_metrics_are_one_emf_document_per_account_and_pool(stack, simulator, cap
     documents = emf_documents(capsys.readouterr().out)
     by_metrics = {tuple(sorted(m["Name"] for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"])): d for d in documents}
     check = by_metrics[("CheckFailed", "CheckSucceeded")]
-    assert check["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Provider", "Account"]]
+    # per account, and rolled up per provider for the stale-data alarm
+    assert check["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Provider", "Account"], ["Provider"]]
     assert (check["CheckSucceeded"], check["CheckFailed"]) == (1.0, 0.0)
     pools = [d for d in documents if "CreditsRemaining" in d]
     assert len(pools) == 2

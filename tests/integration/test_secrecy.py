@@ -53,7 +53,7 @@ def test_no_key_leaks_anywhere(stack: Stack, simulator: ProviderSimulator, capsy
 def test_no_key_in_errors_or_logs_when_aws_fails(stack: Stack, simulator: ProviderSimulator, logs, monkeypatch):
     from creditwatch import repository
 
-    monkeypatch.setattr(repository.Repository, "save_snapshots", aws_failure("BatchWriteItem"))
+    monkeypatch.setattr(repository.Repository, "save_run", aws_failure("BatchWriteItem"))
     simulator.script("clado", KEYS["low"], balance("clado", 3))
     stack.put_secret("clado", KEYS["low"])
 
@@ -61,7 +61,7 @@ def test_no_key_in_errors_or_logs_when_aws_fails(stack: Stack, simulator: Provid
         stack.invoke("clado", stack.environment("clado", simulator.base_url))
 
     assert_no_key_in(str(error.value))
-    assert "snapshots not saved" in logs.getvalue()
+    assert "balances not saved" in logs.getvalue()
     assert_no_key_in(logs.getvalue())
 
 

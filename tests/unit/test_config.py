@@ -1,6 +1,7 @@
 """Configuration parsing: every error names the field, and never shows a key."""
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,15 @@ def test_settings_from_a_complete_environment():
     assert settings.thresholds == Thresholds(Threshold(Decimal(20), True), Threshold(Decimal(5), True))
     assert (settings.retention_days, settings.failures_before_alert, settings.base_url) == (90, 3, None)
     assert settings.metrics_namespace == "CreditWatch"
+    policy = settings.policy(DEFAULTS)
+    assert (policy.burn_window, policy.remind_after) == (timedelta(hours=72), timedelta(hours=24))
+    assert (policy.forecast_warning_days, policy.forecast_critical_days) == (7, 2)
+
+
+def test_reminders_off_and_fractional_forecast_days():
+    settings = Settings.from_env({**ENV, "REMIND_AFTER_HOURS": "0", "FORECAST_CRITICAL_DAYS": "0.5"})
+    assert settings.policy(DEFAULTS).remind_after is None
+    assert settings.forecast_critical_days == Decimal("0.5")
 
 
 @pytest.mark.parametrize("name", ["SECRET_ID", "TABLE_NAME", "TOPIC_ARN", "WARNING_THRESHOLD", "CRITICAL_THRESHOLD"])
@@ -43,6 +53,11 @@ def test_a_missing_required_variable_is_named(name):
         ({"FAILURES_BEFORE_ALERT": "0"}, "FAILURES_BEFORE_ALERT"),
         ({"BASE_URL": "http://api.leadmagic.io"}, "BASE_URL"),
         ({"BASE_URL": "ftp://127.0.0.1"}, "BASE_URL"),
+        ({"BURN_WINDOW_HOURS": "0"}, "BURN_WINDOW_HOURS"),
+        ({"FORECAST_WARNING_DAYS": "soon"}, "FORECAST_WARNING_DAYS"),
+        ({"FORECAST_CRITICAL_DAYS": "-1"}, "FORECAST_CRITICAL_DAYS"),
+        ({"FORECAST_WARNING_DAYS": "3", "FORECAST_CRITICAL_DAYS": "5"}, "FORECAST_CRITICAL_DAYS"),
+        ({"REMIND_AFTER_HOURS": "-1"}, "REMIND_AFTER_HOURS"),
     ],
 )
 def test_invalid_values_name_their_field(overrides, field):

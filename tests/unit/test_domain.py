@@ -1,5 +1,6 @@
 """Levels, transitions and state, with no mocks: the domain does no I/O."""
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,22 +13,29 @@ from creditwatch.domain import (
     Exhausted,
     Judgement,
     Level,
+    Policy,
     PoolState,
     Rejected,
     Threshold,
     Thresholds,
     Unavailable,
     evaluate,
+    iso,
     judge,
     revert,
 )
+from creditwatch.forecast import Point, PoolWindow
 
 ABSOLUTE = Thresholds(warning=Threshold(Decimal(1000)), critical=Threshold(Decimal(100)))
 PERCENT = Thresholds(warning=Threshold(Decimal(20), percent=True), critical=Threshold(Decimal(5), percent=True))
 
 
-def run(previous: AccountState, outcome, thresholds=ABSOLUTE, failures_before_alert=3):
-    return evaluate("leadmagic", "acme", "2026-11-22T10:00:00Z", previous, outcome, thresholds, failures_before_alert)
+NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
+
+
+def run(previous: AccountState, outcome, thresholds=ABSOLUTE, failures_before_alert=3, windows=None, now=NOW, **policy):
+    rules = Policy(thresholds, failures_before_alert, **policy)
+    return evaluate("leadmagic", "acme", now, previous, windows or {}, outcome, rules)
 
 
 def checked(remaining, limit=None, pool="credits"):
@@ -89,7 +97,7 @@ def test_pool_transitions(before, remaining, after, alerts):
     previous = AccountState(version=3, pools={"credits": PoolState(before)})
     evaluation = run(previous, checked(remaining))
     assert evaluation.state.pools["credits"].level is after
-    assert [(a.kind, a.severity) for a in evaluation.alerts] == alerts
+    assert [(a.kind, a.severity) for a in evaluation.alerts if a.aspect == "level"] == alerts
     assert evaluation.state.version == 3
 
 
@@ -159,3 +167,102 @@ def test_revert_undoes_only_the_unsent_alerts():
 def test_percent_remaining_needs_a_limit():
     assert Balance("p", Decimal(858), Decimal(1000)).percent_remaining == Decimal("85.8")
     assert Balance("p", Decimal(858)).percent_remaining is None
+
+
+def low_pool(alerted: datetime, level: Level = Level.WARNING) -> AccountState:
+    return AccountState(version=1, pools={"credits": PoolState(level, iso(alerted))})
+
+
+def test_a_pool_that_stays_low_is_reminded_after_the_interval_and_not_sooner():
+    assert run(low_pool(NOW - timedelta(hours=23, minutes=59)), checked(500)).alerts == ()
+    due = run(low_pool(NOW - timedelta(hours=24)), checked(500))
+    assert [(a.kind, a.severity, a.reminder) for a in due.alerts] == [(AlertKind.LOW_CREDITS, "warning", True)]
+    assert due.state.pools["credits"].alerted_at == iso(NOW)
+    assert run(due.state, checked(500), now=NOW + timedelta(hours=23)).alerts == ()
+
+
+def test_reminders_can_be_turned_off():
+    assert run(low_pool(NOW - timedelta(days=30)), checked(500), remind_after=None).alerts == ()
+
+
+def test_easing_from_critical_keeps_the_reminder_clock():
+    evaluation = run(low_pool(NOW - timedelta(hours=2), Level.CRITICAL), checked(500))
+    assert evaluation.alerts == ()
+    assert evaluation.state.pools["credits"].alerted_at == iso(NOW - timedelta(hours=2))
+
+
+def test_a_rejected_key_is_reminded_too():
+    rejected = AccountState(check=Level.CRITICAL, check_alerted_at=iso(NOW - timedelta(hours=25)), failures=9)
+    (alert,) = run(rejected, Rejected(401)).alerts
+    assert (alert.kind, alert.reminder, alert.severity) == (AlertKind.CHECK_FAILED, True, "critical")
+
+
+def test_recovery_clears_the_reminder_clock():
+    recovered = run(low_pool(NOW - timedelta(hours=30)), checked(5000))
+    assert [a.kind for a in recovered.alerts] == [AlertKind.RECOVERED]
+    assert recovered.state.pools["credits"].alerted_at is None
+
+
+def burning_window(per_hour: int, hours: int, start: int = 100_000) -> dict[str, PoolWindow]:
+    points = tuple(Point(NOW - timedelta(hours=hours - h), Decimal(start - per_hour * h)) for h in range(hours))
+    return {"credits": PoolWindow(points, full_tank=Decimal(start))}
+
+
+def test_depletion_forecast_alerts_on_transitions_and_recovers_after_a_top_up():
+    # 1,000 credits an hour: 24,000 a day. 100,000 left lasts ~4 days: warning (< 7 days).
+    window = burning_window(per_hour=1000, hours=24, start=124_000)
+    first = run(AccountState(), checked(100_000), windows=window)
+    forecasts = [a for a in first.alerts if a.kind is AlertKind.DEPLETION_FORECAST]
+    assert [(a.severity, a.aspect) for a in forecasts] == [("warning", "forecast")]
+    assert forecasts[0].forecast is not None
+    assert forecasts[0].forecast.burn_per_day == Decimal(24000)
+    assert first.state.pools["credits"].forecast is Level.WARNING
+
+    same = run(first.state, checked(99_000), windows=first.windows, now=NOW + timedelta(hours=1))
+    assert same.alerts == ()
+
+    topped = run(same.state, checked(900_000), windows=same.windows, now=NOW + timedelta(hours=2))
+    assert [(a.kind, a.aspect) for a in topped.alerts] == [(AlertKind.RECOVERED, "forecast")]
+    assert topped.pools[0].topup is not None
+
+
+def test_forecast_critical_under_two_days():
+    window = burning_window(per_hour=1000, hours=24, start=64_000)
+    evaluation = run(AccountState(), checked(40_000), windows=window)
+    assert [a.severity for a in evaluation.alerts if a.kind is AlertKind.DEPLETION_FORECAST] == ["critical"]
+
+
+def test_an_empty_pool_sends_no_forecast_alert_and_no_forecast_recovery():
+    previous = AccountState(version=1, pools={"credits": PoolState(Level.WARNING, iso(NOW), Level.WARNING)})
+    evaluation = run(previous, checked(0), windows=burning_window(per_hour=1000, hours=24, start=24_000))
+    assert [a.kind for a in evaluation.alerts] == [AlertKind.LOW_CREDITS]
+    assert evaluation.state.pools["credits"].forecast is Level.WARNING
+
+
+def test_recovery_after_a_top_up_says_how_much_was_added():
+    previous = AccountState(version=1, pools={"credits": PoolState(Level.CRITICAL, iso(NOW))})
+    window = {"credits": PoolWindow((Point(NOW - timedelta(hours=1), Decimal(50)),), full_tank=Decimal(5000))}
+    (alert,) = run(previous, checked(10_050), windows=window).alerts
+    assert alert.kind is AlertKind.RECOVERED
+    assert alert.topup is not None
+    assert alert.topup.added == Decimal(10_000)
+
+
+def test_percent_thresholds_without_a_limit_use_the_full_tank():
+    window = {"credits": PoolWindow((Point(NOW - timedelta(hours=5), Decimal(10_000)),), full_tank=Decimal(10_000))}
+    evaluation = run(AccountState(), checked(1_500), thresholds=PERCENT, windows=window)
+    assert evaluation.pools[0].judgement.level is Level.WARNING  # 15% of the 10,000 full tank
+    assert evaluation.pools[0].judgement.line == Decimal(2000)
+
+
+def test_revert_restores_a_reminder_and_a_forecast_separately():
+    previous = AccountState(version=1, pools={"credits": PoolState(Level.WARNING, iso(NOW - timedelta(days=2)))})
+    evaluation = run(previous, checked(500), windows=burning_window(per_hour=100, hours=24, start=2_900))
+    reminder, prediction = evaluation.alerts
+    assert (reminder.reminder, prediction.kind) == (True, AlertKind.DEPLETION_FORECAST)
+    kept_reminder = revert(evaluation.state, previous, [prediction])
+    assert kept_reminder.pools["credits"].alerted_at == iso(NOW)
+    assert kept_reminder.pools["credits"].forecast is Level.OK
+    kept_forecast = revert(evaluation.state, previous, [reminder])
+    assert kept_forecast.pools["credits"].alerted_at == previous.pools["credits"].alerted_at
+    assert kept_forecast.pools["credits"].forecast is Level.CRITICAL

@@ -64,7 +64,7 @@ def test_check_failed_says_why_and_what_to_do():
         reason="the API key was rejected (HTTP 401)",
     )
     message = render(alert, CLODURA)
-    assert message.subject == "[creditwatch] CRITICAL Clodura/acme: check failed"
+    assert message.subject == "[creditwatch] CRITICAL Clodura/acme: check failed: the API key was rejected (HTTP 401)"
     assert "HTTP 401" in message.email
     assert "put the new key" in message.email
     assert message.attributes["severity"] == "critical"

@@ -68,8 +68,13 @@ def test_clodura_overage_never_goes_negative():
 
 def test_clado_credits_and_last_topup():
     outcome, request = check("clado", body={"credits": 247, "last_topup_at": "2024-01-15T10:30:00Z"})
-    assert outcome == Checked((Balance("credits", Decimal(247)),))
+    assert outcome == Checked((Balance("credits", Decimal(247), topped_up_at="2024-01-15T10:30:00Z"),))
     assert request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_clado_never_topped_up():
+    outcome, _ = check("clado", body={"credits": 150, "last_topup_at": None})
+    assert outcome == Checked((Balance("credits", Decimal(150)),))
 
 
 def test_cleanlist_fractional_balance_is_exact():

@@ -6,11 +6,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from creditwatch.domain import Threshold, Thresholds
+from creditwatch.domain import Policy, Threshold, Thresholds
 
 PLACEHOLDER = "REPLACE_WITH_API_KEY"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -77,6 +78,17 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int 
     return value
 
 
+def _positive_number(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name, "").strip() or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(f"{name}: must be a positive number, got {raw!r}")
+    return value
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -94,10 +106,29 @@ class Settings:
     retention_days: int = 90
     failures_before_alert: int = 3
     metrics_namespace: str = "CreditWatch"
+    burn_window_hours: int = 72
+    forecast_warning_days: Decimal = Decimal(7)
+    forecast_critical_days: Decimal = Decimal(2)
+    remind_after_hours: int = 24  # 0: no reminders
+
+    def policy(self, thresholds: Thresholds) -> Policy:
+        """The alerting rules for one account, with that account's thresholds."""
+        return Policy(
+            thresholds=thresholds,
+            failures_before_alert=self.failures_before_alert,
+            burn_window=timedelta(hours=self.burn_window_hours),
+            forecast_warning_days=self.forecast_warning_days,
+            forecast_critical_days=self.forecast_critical_days,
+            remind_after=timedelta(hours=self.remind_after_hours) if self.remind_after_hours else None,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         base_url = env.get("BASE_URL", "").strip()
+        warning_days = _positive_number(env, "FORECAST_WARNING_DAYS", "7")
+        critical_days = _positive_number(env, "FORECAST_CRITICAL_DAYS", "2")
+        if critical_days > warning_days:
+            raise ConfigError(f"FORECAST_CRITICAL_DAYS: {critical_days} is above FORECAST_WARNING_DAYS {warning_days}")
         return cls(
             secret_id=_required(env, "SECRET_ID"),
             table_name=_required(env, "TABLE_NAME"),
@@ -107,6 +138,10 @@ class Settings:
             retention_days=_positive_int(env, "RETENTION_DAYS", 90),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "CreditWatch",
+            burn_window_hours=_positive_int(env, "BURN_WINDOW_HOURS", 72),
+            forecast_warning_days=warning_days,
+            forecast_critical_days=critical_days,
+            remind_after_hours=_positive_int(env, "REMIND_AFTER_HOURS", 24, minimum=0),
         )
 
 

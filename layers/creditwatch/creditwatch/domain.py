@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum, StrEnum
+from functools import partial
+
+from creditwatch.forecast import Forecast, PoolWindow, TopUp, advance, forecast
 
 DEFAULT_POOL = "credits"
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -34,6 +37,7 @@ class AlertKind(StrEnum):
     LOW_CREDITS = "low_credits"
     RECOVERED = "recovered"
     CHECK_FAILED = "check_failed"
+    DEPLETION_FORECAST = "depletion_forecast"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Balance:
     remaining: Decimal
     limit: Decimal | None = None
     used: Decimal | None = None
+    topped_up_at: str | None = None  # the provider's own last top-up time (Clado)
 
     @property
     def percent_remaining(self) -> Decimal | None:
@@ -89,7 +94,8 @@ class Judgement:
 def judge(remaining: Decimal, thresholds: Thresholds, capacity: Decimal | None) -> Judgement:
     """critical if remaining <= critical line, else warning if <= warning line, else ok.
 
-    An empty pool is critical whatever the thresholds say: nothing more can be spent.
+    Percentages apply to `capacity`: the plan limit, or else the fullest balance since the last
+    top-up. An empty pool is critical whatever the thresholds say: nothing more can be spent.
     """
     critical = thresholds.critical.credits(capacity)
     warning = thresholds.warning.credits(capacity)
@@ -132,6 +138,8 @@ Outcome = Checked | Rejected | Exhausted | Unavailable
 @dataclass(frozen=True)
 class PoolState:
     level: Level = Level.OK
+    alerted_at: str | None = None  # when the current low level was last alerted or reminded
+    forecast: Level = Level.OK
 
 
 @dataclass(frozen=True)
@@ -140,8 +148,19 @@ class AccountState:
 
     version: int = 0
     check: Level = Level.OK
+    check_alerted_at: str | None = None
     failures: int = 0
     pools: Mapping[str, PoolState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    thresholds: Thresholds
+    failures_before_alert: int = 3
+    burn_window: timedelta = timedelta(hours=72)
+    forecast_warning_days: Decimal = Decimal(7)
+    forecast_critical_days: Decimal = Decimal(2)
+    remind_after: timedelta | None = timedelta(hours=24)  # None: no reminders
 
 
 @dataclass(frozen=True)
@@ -152,10 +171,14 @@ class Alert:
     account: str
     observed_at: str
     pool: str | None = None  # None: the alert is about the check itself
+    aspect: str = "level"  # the part of the pool's state it settles: "level" or "forecast"
     previous: Level = Level.OK
     balance: Balance | None = None
     line: Decimal | None = None
     reason: str | None = None
+    reminder: bool = False
+    topup: TopUp | None = None
+    forecast: Forecast | None = None
 
     @property
     def severity(self) -> str:
@@ -163,12 +186,26 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class PoolReport:
+    """What one run learned about one pool."""
+
+    balance: Balance
+    judgement: Judgement
+    forecast: Forecast
+    topup: TopUp | None = None
+
+
+@dataclass(frozen=True)
 class Evaluation:
     state: AccountState
     observed_at: str
+    windows: Mapping[str, PoolWindow] = field(default_factory=dict)
     alerts: tuple[Alert, ...] = ()
-    balances: tuple[Balance, ...] = ()
-    judgements: Mapping[str, Judgement] = field(default_factory=dict)
+    pools: tuple[PoolReport, ...] = ()
+
+    @property
+    def balances(self) -> tuple[Balance, ...]:
+        return tuple(report.balance for report in self.pools)
 
 
 def shift(before: Level, after: Level, worse: AlertKind) -> AlertKind | None:
@@ -183,6 +220,35 @@ def shift(before: Level, after: Level, worse: AlertKind) -> AlertKind | None:
     return None
 
 
+def follow_up(
+    before: Level, after: Level, alerted_at: str | None, now: datetime, remind_after: timedelta | None, worse: AlertKind
+) -> tuple[AlertKind | None, bool, str | None]:
+    """The alert for a level: a change, or a reminder of a problem that stays.
+
+    Returns the alert kind (or None), whether it is a reminder, and the new `alerted_at`.
+    """
+    kind = shift(before, after, worse)
+    if kind is worse:
+        return kind, False, iso(now)
+    if after is Level.OK:
+        return kind, False, None
+    if alerted_at is None:  # a state written before reminders existed: start the clock now
+        return None, False, iso(now)
+    if remind_after is not None and now - parse_iso(alerted_at) >= remind_after:
+        return worse, True, iso(now)
+    return None, False, alerted_at
+
+
+def forecast_level(prediction: Forecast, policy: Policy) -> Level:
+    if prediction.days_left is None:
+        return Level.OK
+    if prediction.days_left < policy.forecast_critical_days:
+        return Level.CRITICAL
+    if prediction.days_left < policy.forecast_warning_days:
+        return Level.WARNING
+    return Level.OK
+
+
 def exhausted_balances(previous: AccountState) -> tuple[Balance, ...]:
     """A 402 empties every pool we know of for the account (or the single default pool)."""
     pools = sorted(previous.pools) or [DEFAULT_POOL]
@@ -192,63 +258,93 @@ def exhausted_balances(previous: AccountState) -> tuple[Balance, ...]:
 def evaluate(
     provider: str,
     account: str,
-    observed_at: str,
+    now: datetime,
     previous: AccountState,
+    windows: Mapping[str, PoolWindow],
     outcome: Outcome,
-    thresholds: Thresholds,
-    failures_before_alert: int,
+    policy: Policy,
 ) -> Evaluation:
     """Fold one check's outcome into the account's state and say which alerts it earns."""
+    observed_at = iso(now)
+    alert = partial(Alert, provider=provider, account=account, observed_at=observed_at)
     if isinstance(outcome, Exhausted):
         outcome = Checked(exhausted_balances(previous))
 
-    def alert(kind: AlertKind, level: Level, **details: object) -> Alert:
-        return Alert(kind, level, provider, account, observed_at, **details)  # type: ignore[arg-type]
-
-    alerts: list[Alert] = []
     if isinstance(outcome, Checked):
-        if kind := shift(previous.check, Level.OK, AlertKind.CHECK_FAILED):
-            alerts.append(alert(kind, Level.OK, previous=previous.check))
-        pools = dict(previous.pools)
-        judgements: dict[str, Judgement] = {}
+        alerts: list[Alert] = []
+        if previous.check > Level.OK:
+            alerts.append(alert(kind=AlertKind.RECOVERED, level=Level.OK, previous=previous.check))
+        pools, advanced, reports = dict(previous.pools), dict(windows), []
         for balance in outcome.balances:
-            judgement = judgements[balance.pool] = judge(balance.remaining, thresholds, balance.limit)
-            before = pools.get(balance.pool, PoolState())
-            if kind := shift(before.level, judgement.level, AlertKind.LOW_CREDITS):
-                alerts.append(
-                    alert(
-                        kind,
-                        judgement.level,
-                        pool=balance.pool,
-                        previous=before.level,
-                        balance=balance,
-                        line=judgement.line,
-                    )
-                )
-            pools[balance.pool] = replace(before, level=judgement.level)
-        state = replace(previous, check=Level.OK, failures=0, pools=pools)
-        return Evaluation(state, observed_at, tuple(alerts), outcome.balances, judgements)
+            window, topup = advance(
+                windows.get(balance.pool, PoolWindow()),
+                balance.remaining,
+                balance.topped_up_at,
+                now,
+                policy.burn_window,
+            )
+            capacity = balance.limit or window.full_tank
+            report = PoolReport(
+                balance,
+                judge(balance.remaining, policy.thresholds, capacity),
+                forecast(window, balance.remaining),
+                topup,
+            )
+            pools[balance.pool], pool_alerts = _pool(pools.get(balance.pool, PoolState()), report, policy, now, alert)
+            advanced[balance.pool] = window
+            alerts += pool_alerts
+            reports.append(report)
+        state = replace(previous, check=Level.OK, check_alerted_at=None, failures=0, pools=pools)
+        return Evaluation(state, observed_at, advanced, tuple(alerts), tuple(reports))
 
     failures = previous.failures + 1
     if isinstance(outcome, Rejected):
         level, reason = Level.CRITICAL, f"the API key was rejected (HTTP {outcome.status})"
     else:
-        level = Level.WARNING if failures >= failures_before_alert else Level.OK
+        level = Level.WARNING if failures >= policy.failures_before_alert else Level.OK
         reason = f"{outcome.reason} ({failures} failed check(s) in a row)"
     # A transient failure proves nothing about an earlier one, so it never lowers the level.
     level = max(level, previous.check)
-    if kind := shift(previous.check, level, AlertKind.CHECK_FAILED):
-        alerts.append(alert(kind, level, previous=previous.check, reason=reason))
-    return Evaluation(replace(previous, check=level, failures=failures), observed_at, tuple(alerts))
+    kind, reminder, alerted_at = follow_up(
+        previous.check, level, previous.check_alerted_at, now, policy.remind_after, AlertKind.CHECK_FAILED
+    )
+    alerts = [alert(kind=kind, level=level, previous=previous.check, reason=reason, reminder=reminder)] if kind else []
+    state = replace(previous, check=level, check_alerted_at=alerted_at, failures=failures)
+    return Evaluation(state, observed_at, windows, tuple(alerts))
+
+
+def _pool(
+    before: PoolState, report: PoolReport, policy: Policy, now: datetime, alert: partial[Alert]
+) -> tuple[PoolState, list[Alert]]:
+    alerts = []
+    balance, level = report.balance, report.judgement.level
+    kind, reminder, alerted_at = follow_up(
+        before.level, level, before.alerted_at, now, policy.remind_after, AlertKind.LOW_CREDITS
+    )
+    details = {"pool": balance.pool, "balance": balance, "topup": report.topup, "forecast": report.forecast}
+    if kind:
+        alerts.append(
+            alert(
+                kind=kind, level=level, previous=before.level, line=report.judgement.line, reminder=reminder, **details
+            )
+        )
+    # An empty pool needs no forecast; its level is kept so that no "recovered" follows.
+    predicted = forecast_level(report.forecast, policy) if balance.remaining > 0 else before.forecast
+    if kind := shift(before.forecast, predicted, AlertKind.DEPLETION_FORECAST):
+        alerts.append(alert(kind=kind, level=predicted, previous=before.forecast, aspect="forecast", **details))
+    return PoolState(level, alerted_at, predicted), alerts
 
 
 def revert(state: AccountState, previous: AccountState, unsent: Iterable[Alert]) -> AccountState:
     """Undo the parts of `state` whose alerts could not be sent, so the next run sends them."""
     for alert in unsent:
         if alert.pool is None:
-            state = replace(state, check=previous.check)
+            state = replace(state, check=previous.check, check_alerted_at=previous.check_alerted_at)
+            continue
+        before = previous.pools.get(alert.pool, PoolState())
+        if alert.aspect == "forecast":
+            pool = replace(state.pools[alert.pool], forecast=before.forecast)
         else:
-            before = previous.pools.get(alert.pool, PoolState())
-            pool = replace(state.pools[alert.pool], level=before.level)
-            state = replace(state, pools={**state.pools, alert.pool: pool})
+            pool = replace(state.pools[alert.pool], level=before.level, alerted_at=before.alerted_at)
+        state = replace(state, pools={**state.pools, alert.pool: pool})
     return state

@@ -19,11 +19,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from creditwatch import providers
 from creditwatch.config import Account, Settings
-from creditwatch.domain import AccountState, Checked, Evaluation, Exhausted, evaluate, iso, revert
+from creditwatch.domain import AccountState, Evaluation, Exhausted, PoolReport, evaluate, revert
 from creditwatch.http import fetch, new_session
 from creditwatch.notifier import Notifier
 from creditwatch.observability import emit, logger, metrics
-from creditwatch.repository import Repository, Snapshot, StateConflict
+from creditwatch.repository import Repository, Snapshot, StateConflict, TopUpRecord, Windows
 from creditwatch.secret_store import load_accounts
 
 AWS_ERRORS = (BotoCoreError, ClientError)
@@ -75,16 +75,17 @@ class Run:
     alerts_sent: int = 0
 
     def check(self, accounts: list[Account]) -> dict[str, Any]:
-        states = self.repository.load_states([account.name for account in accounts])
-        evaluations = {account.name: self._check_account(account, states[account.name]) for account in accounts}
-        self._save_snapshots(evaluations)
+        loaded = self.repository.load([account.name for account in accounts])
+        evaluations = {account.name: self._check_account(account, *loaded[account.name]) for account in accounts}
+        self._save_run(evaluations)
         for account, evaluation in evaluations.items():
-            if evaluation.state != states[account]:
-                self._settle(account, states[account], evaluation)
+            previous = loaded[account][0]
+            if evaluation.state != previous:
+                self._settle(account, previous, evaluation)
         summary = {
             "provider": self.provider.name,
             "accounts": len(accounts),
-            "failed_checks": sum(not evaluation.balances for evaluation in evaluations.values()),
+            "failed_checks": sum(not evaluation.pools for evaluation in evaluations.values()),
             "alerts_sent": self.alerts_sent,
         }
         logger.info("run finished", extra=summary)
@@ -95,24 +96,17 @@ class Run:
             raise RunIncomplete("; ".join(self.problems))
         return summary
 
-    def _check_account(self, account: Account, previous: AccountState) -> Evaluation:
+    def _check_account(self, account: Account, previous: AccountState, windows: Windows) -> Evaluation:
         base_url = self.settings.base_url or self.provider.base_url
         outcome = fetch(self.session, self.provider, base_url, account.api_key)
-        observed_at = iso(self.clock())
-        evaluation = evaluate(
-            self.provider.name,
-            account.name,
-            observed_at,
-            previous,
-            outcome,
-            account.thresholds,
-            self.settings.failures_before_alert,
-        )
-        checked = isinstance(outcome, Checked | Exhausted)
+        policy = self.settings.policy(account.thresholds)
+        evaluation = evaluate(self.provider.name, account.name, self.clock(), previous, windows, outcome, policy)
+        checked = bool(evaluation.pools)
         dimensions = {"Provider": self.provider.name, "Account": account.name}
         emit(
             dimensions,
             {"CheckSucceeded": (MetricUnit.Count, int(checked)), "CheckFailed": (MetricUnit.Count, int(not checked))},
+            rollup=("Provider",),
         )
         if not checked:
             logger.warning(
@@ -124,40 +118,48 @@ class Run:
                     "failures": evaluation.state.failures,
                 },
             )
-        for balance in evaluation.balances:
-            judgement = evaluation.judgements[balance.pool]
-            logger.info(
-                "balance checked",
-                extra={
-                    "account": account.name,
-                    "pool": balance.pool,
-                    "remaining": str(balance.remaining),
-                    "limit": None if balance.limit is None else str(balance.limit),
-                    "level": str(judgement.level),
-                    "exhausted": isinstance(outcome, Exhausted),
-                },
-            )
-            if judgement.unjudged:
-                logger.warning(
-                    "percentage threshold skipped: the provider reports no plan limit for this pool",
-                    extra={"account": account.name, "pool": balance.pool, "thresholds": judgement.unjudged},
-                )
-            values = {"CreditsRemaining": (MetricUnit.Count, float(balance.remaining))}
-            if balance.percent_remaining is not None:
-                values["PercentRemaining"] = (MetricUnit.Percent, float(balance.percent_remaining))
-            emit({**dimensions, "Pool": balance.pool}, values)
+        for report in evaluation.pools:
+            self._report(account.name, report, isinstance(outcome, Exhausted))
+            emit({**dimensions, "Pool": report.balance.pool}, pool_metrics(report))
         return evaluation
 
-    def _save_snapshots(self, evaluations: dict[str, Evaluation]) -> None:
-        snapshots = [
-            Snapshot(account, balance, evaluation.observed_at)
-            for account, evaluation in evaluations.items()
-            for balance in evaluation.balances
-        ]
+    def _report(self, account: str, report: PoolReport, exhausted: bool) -> None:
+        balance, prediction = report.balance, report.forecast
+        logger.info(
+            "balance checked",
+            extra={
+                "account": account,
+                "pool": balance.pool,
+                "remaining": str(balance.remaining),
+                "limit": None if balance.limit is None else str(balance.limit),
+                "level": str(report.judgement.level),
+                "exhausted": exhausted,
+                "forecast": prediction.describe(),
+                "burn_per_day": None if prediction.burn_per_day is None else str(prediction.burn_per_day),
+            },
+        )
+        if report.topup:
+            logger.info(
+                "top-up detected", extra={"account": account, "pool": balance.pool, "added": str(report.topup.added)}
+            )
+        if report.judgement.unjudged:
+            logger.warning(
+                "percentage threshold skipped: no plan limit and no balance history for this pool yet",
+                extra={"account": account, "pool": balance.pool, "thresholds": report.judgement.unjudged},
+            )
+
+    def _save_run(self, evaluations: dict[str, Evaluation]) -> None:
+        snapshots, topups = [], []
+        for account, evaluation in evaluations.items():
+            for report in evaluation.pools:
+                snapshots.append(Snapshot(account, report.balance, evaluation.observed_at))
+                if report.topup:
+                    topups.append(TopUpRecord(account, report.balance.pool, report.topup, evaluation.observed_at))
+        windows = {account: evaluation.windows for account, evaluation in evaluations.items() if evaluation.pools}
         try:
-            self.repository.save_snapshots(snapshots)
+            self.repository.save_run(snapshots, windows, topups, self.clock())
         except AWS_ERRORS:
-            logger.exception("snapshots not saved", extra={"count": len(snapshots)})
+            logger.exception("balances not saved", extra={"snapshots": len(snapshots)})
             self.problems.append(f"{len(snapshots)} snapshot(s) not saved")
 
     def _settle(self, account: str, previous: AccountState, evaluation: Evaluation) -> None:
@@ -194,3 +196,16 @@ class Run:
             self.repository.save_state(account, written, revert(written, previous, unsent), now)
         except (StateConflict, *AWS_ERRORS):
             logger.exception("rollback failed: these alerts will not be resent", extra={"account": account})
+
+
+def pool_metrics(report: PoolReport) -> dict[str, tuple[MetricUnit, float]]:
+    """The metrics of one pool: balance, share of the plan limit, burn, days left, top-up."""
+    balance, prediction = report.balance, report.forecast
+    candidates = {
+        "CreditsRemaining": (MetricUnit.Count, balance.remaining),
+        "PercentRemaining": (MetricUnit.Percent, balance.percent_remaining),
+        "BurnRatePerDay": (MetricUnit.Count, prediction.burn_per_day),
+        "DaysUntilEmpty": (MetricUnit.Count, prediction.days_left),
+        "TopUpCredits": (MetricUnit.Count, report.topup.added if report.topup else None),
+    }
+    return {name: (unit, float(value)) for name, (unit, value) in candidates.items() if value is not None}

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from creditwatch.domain import Alert, AlertKind
+from creditwatch.forecast import Forecast
 from creditwatch.providers import Provider
 
 SUBJECT_LIMIT = 100
@@ -37,41 +38,39 @@ def _clip(text: str, limit: int) -> str:
 
 def render(alert: Alert, provider: Provider) -> Message:
     where = f"{provider.title}/{alert.account}" + (f"/{alert.pool}" if alert.pool else "")
+    subject = f"{provider.title} account '{alert.account}'" + (f", pool '{alert.pool}'," if alert.pool else "")
     severity = alert.severity.upper()
     remaining = credits(alert.balance.remaining if alert.balance else None)
-    subject = f"{provider.title} account '{alert.account}'" + (f", pool '{alert.pool}'," if alert.pool else "")
+    prediction = alert.forecast
     lines: list[str]
     if alert.kind is AlertKind.RECOVERED and alert.pool is None:
         headline = f"{where}: checks work again"
         lines = [f"Checking {provider.title} account '{alert.account}' works again (it was {alert.previous})."]
-        short = headline
+    elif alert.kind is AlertKind.RECOVERED and alert.aspect == "forecast":
+        headline = f"{where}: no longer running out soon"
+        lines = [f"{subject} is no longer forecast to run out soon (the forecast was {alert.previous})."]
     elif alert.kind is AlertKind.RECOVERED:
         headline = f"{where} recovered: {remaining} credits"
         lines = [f"{subject} is back to ok (it was {alert.previous})."]
-        short = headline
     elif alert.kind is AlertKind.CHECK_FAILED:
-        headline = f"{severity} {where}: check failed"
+        headline = f"{severity} {where}: check failed: {alert.reason}"
         lines = [
             f"creditwatch cannot read the {provider.title} balance of account '{alert.account}': {alert.reason}.",
             "Enrichment calls that use this key are likely failing too.",
             "If the key was revoked or rotated, put the new key into this provider's secret.",
         ]
-        short = f"{headline}: {alert.reason}"
+    elif alert.kind is AlertKind.DEPLETION_FORECAST and prediction is not None:
+        headline = f"{severity} {where}: empty in {prediction.describe()}"
+        lines = [f"At the current rate {subject} runs out in about {prediction.describe()}."]
     else:
         headline = f"{severity} {where}: {remaining} credits left"
         lines = [f"{subject} is {alert.level} (it was {alert.previous})."]
-        short = f"{headline} (threshold {credits(alert.line)})"
-    if alert.balance is not None:
-        balance = alert.balance
-        lines += ["", f"Remaining:   {credits(balance.remaining)} credits"]
-        if alert.line is not None:
-            lines.append(f"Threshold:   {credits(alert.line)} credits ({alert.level})")
-        if balance.limit is not None:
-            lines.append(f"Plan limit:  {credits(balance.limit)}")
-        if balance.used is not None:
-            lines.append(f"Used:        {credits(balance.used)}")
-        if balance.percent_remaining is not None:
-            lines.append(f"Percent left: {balance.percent_remaining.quantize(Decimal('0.1'))}%")
+    if alert.reminder:
+        headline = f"Reminder: {headline}"
+        lines.insert(0, f"Reminder: this is still {alert.level}.")
+    if alert.topup is not None and alert.kind is AlertKind.RECOVERED:
+        lines.append(f"Top-up detected: {'+' + credits(alert.topup.added) if alert.topup.added else 'yes'} credits.")
+    lines += _balance_lines(alert) + _forecast_lines(prediction)
     lines += [
         f"Observed at: {alert.observed_at}",
         "",
@@ -81,7 +80,7 @@ def render(alert: Alert, provider: Provider) -> Message:
     return Message(
         subject=_clip(f"[creditwatch] {headline}", SUBJECT_LIMIT),
         email="\n".join(lines),
-        sms=_clip(f"creditwatch: {short}", SMS_LIMIT),
+        sms=_clip(f"creditwatch: {headline}", SMS_LIMIT),
         attributes={
             "provider": provider.name,
             "account": alert.account,
@@ -89,6 +88,34 @@ def render(alert: Alert, provider: Provider) -> Message:
             "alert": str(alert.kind),
         },
     )
+
+
+def _balance_lines(alert: Alert) -> list[str]:
+    balance = alert.balance
+    if balance is None:
+        return []
+    lines = ["", f"Remaining:   {credits(balance.remaining)} credits"]
+    if alert.line is not None:
+        lines.append(f"Threshold:   {credits(alert.line)} credits ({alert.level})")
+    if balance.limit is not None:
+        lines.append(f"Plan limit:  {credits(balance.limit)}")
+    if balance.used is not None:
+        lines.append(f"Used:        {credits(balance.used)}")
+    if balance.percent_remaining is not None:
+        lines.append(f"Percent left: {balance.percent_remaining.quantize(Decimal('0.1'))}%")
+    return lines
+
+
+def _forecast_lines(prediction: Forecast | None) -> list[str]:
+    if prediction is None or prediction.burn_per_day is None:
+        return []
+    lines = [f"Burn rate:   {credits(prediction.burn_per_day)} credits/day"]
+    if prediction.days_left is not None:
+        empty = f", around {prediction.empty_at:%Y-%m-%d %H:%M} UTC" if prediction.empty_at else ""
+        lines.append(f"Empty in:    {prediction.describe()}{empty}")
+    hours = prediction.hours.quantize(Decimal("0.1"))
+    lines.append(f"Based on:    {prediction.observations} balances over {hours} hours (top-ups excluded)")
+    return lines
 
 
 class Notifier:

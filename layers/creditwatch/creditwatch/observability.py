@@ -11,12 +11,18 @@ logger = Logger()
 metrics = Metrics(service="")
 
 
-def emit(dimensions: dict[str, str], values: dict[str, tuple[MetricUnit, float]]) -> None:
-    """Flush one EMF document with these dimensions and metrics."""
+def emit(dimensions: dict[str, str], values: dict[str, tuple[MetricUnit, float]], rollup: tuple[str, ...] = ()) -> None:
+    """Flush one EMF document with these dimensions and metrics.
+
+    `rollup` names a subset of the dimensions under which the same values are also published
+    (an EMF dimension set), e.g. per provider across its accounts, for alarms.
+    """
     if not values:
         return
     for dimension, label in dimensions.items():
         metrics.add_dimension(name=dimension, value=label)
+    if rollup:
+        metrics.add_dimensions(**{name: dimensions[name] for name in rollup})
     for metric, (unit, value) in values.items():
         metrics.add_metric(name=metric, unit=unit, value=value)
     metrics.flush_metrics()

@@ -1,6 +1,23 @@
-"""Clado: GET /api/credits with a Bearer key; `credits` is the balance."""
+"""Clado: GET /api/credits with a Bearer key; `credits` is the balance.
 
-from creditwatch.providers import Provider, bearer, single_pool
+`last_topup_at` (ISO-8601 or null) is kept: a new value marks a top-up even when usage since
+then hides the rise in the balance.
+"""
+
+from creditwatch.domain import Balance
+from creditwatch.providers import Body, Provider, amount, bearer
+
+
+def parse(body: Body) -> tuple[Balance, ...]:
+    topped_up_at = body.get("last_topup_at")
+    return (
+        Balance(
+            pool="credits",
+            remaining=amount(body, "credits"),
+            topped_up_at=topped_up_at if isinstance(topped_up_at, str) else None,
+        ),
+    )
+
 
 PROVIDER = Provider(
     name="clado",
@@ -8,6 +25,6 @@ PROVIDER = Provider(
     base_url="https://search.clado.ai",
     path="/api/credits",
     auth=bearer,
-    parse=single_pool("credits"),
+    parse=parse,
     top_up="https://clado.ai",
 )

@@ -1,0 +1,103 @@
+"""Burn rate, depletion forecast and top-up detection over a pool's recent balances. No I/O.
+
+A pool's *window* holds the observations of the last BURN_WINDOW_HOURS. A rise in the balance,
+or a changed provider-reported top-up time, is a top-up: it starts a new *segment*, so a top-up
+never counts as negative burn. The burn rate is the credits consumed in the segments that
+consumed any, over those segments' duration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import groupby
+
+MIN_OBSERVATIONS = 2
+MIN_SPAN = timedelta(hours=1)
+SECONDS_PER_DAY = Decimal(86400)
+MAX_DAYS = 36500  # beyond a century an exhaustion date means nothing
+
+
+@dataclass(frozen=True)
+class Point:
+    at: datetime
+    remaining: Decimal
+    segment: int = 0
+
+
+@dataclass(frozen=True)
+class PoolWindow:
+    points: tuple[Point, ...] = ()
+    full_tank: Decimal | None = None  # the largest balance seen since the last top-up
+    topped_up_at: str | None = None  # the provider's own last top-up time, where it reports one
+
+
+@dataclass(frozen=True)
+class TopUp:
+    previous: Decimal
+    remaining: Decimal
+
+    @property
+    def added(self) -> Decimal | None:
+        """Credits added, as far as the balances show (None when usage hid the top-up's size)."""
+        return self.remaining - self.previous if self.remaining > self.previous else None
+
+
+@dataclass(frozen=True)
+class Forecast:
+    observations: int
+    hours: Decimal
+    burn_per_day: Decimal | None = None  # None: insufficient history
+    days_left: Decimal | None = None  # None: not burning, or insufficient history
+    empty_at: datetime | None = None
+
+    @property
+    def sufficient(self) -> bool:
+        return self.burn_per_day is not None
+
+    def describe(self) -> str:
+        if not self.sufficient:
+            return "insufficient history"
+        if self.days_left is None:
+            return "not burning"
+        return f"{self.days_left:.1f} days"
+
+
+def advance(
+    window: PoolWindow, remaining: Decimal, topped_up_at: str | None, now: datetime, span: timedelta
+) -> tuple[PoolWindow, TopUp | None]:
+    """Add an observation, drop those older than `span`, and say whether it was a top-up."""
+    last = window.points[-1] if window.points else None
+    topup = None
+    if last is not None:
+        provider_says = topped_up_at is not None and topped_up_at != window.topped_up_at
+        if remaining > last.remaining or provider_says:
+            topup = TopUp(previous=last.remaining, remaining=remaining)
+    segment = 0 if last is None else last.segment + (topup is not None)
+    kept = tuple(point for point in window.points if point.at > now - span)
+    fresh = topup is not None or window.full_tank is None
+    full_tank = remaining if fresh else max(window.full_tank or remaining, remaining)
+    points = (*kept, Point(now, remaining, segment))
+    return PoolWindow(points, full_tank, topped_up_at or window.topped_up_at), topup
+
+
+def forecast(window: PoolWindow, remaining: Decimal) -> Forecast:
+    points = window.points
+    hours = Decimal((points[-1].at - points[0].at).total_seconds()) / 3600 if points else Decimal(0)
+    if len(points) < MIN_OBSERVATIONS or hours * 3600 < Decimal(MIN_SPAN.total_seconds()):
+        return Forecast(len(points), hours)
+    consumed, seconds = Decimal(0), Decimal(0)
+    for _, group in groupby(points, key=lambda point: point.segment):
+        segment = list(group)
+        used = segment[0].remaining - segment[-1].remaining
+        duration = Decimal((segment[-1].at - segment[0].at).total_seconds())
+        if used > 0 and duration > 0:
+            consumed += used
+            seconds += duration
+    if not consumed:
+        return Forecast(len(points), hours, burn_per_day=Decimal(0))
+    burn = consumed * SECONDS_PER_DAY / seconds
+    days = remaining / burn
+    empty_at = points[-1].at + timedelta(days=float(days)) if days < MAX_DAYS else None
+    return Forecast(len(points), hours, burn_per_day=burn, days_left=days, empty_at=empty_at)
