@@ -9,6 +9,8 @@ import importlib.util
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +21,10 @@ import yaml
 from aws_lambda_powertools.utilities import parameters
 
 from creditwatch import monitor
+from creditwatch.domain import DEFAULT_POOL, Balance, iso
+from creditwatch.forecast import PoolWindow, advance
 from creditwatch.observability import metrics
+from creditwatch.repository import Repository, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = ("clodura", "clado", "cleanlist", "leadmagic")
@@ -154,6 +159,10 @@ class Stack:
             "CRITICAL_THRESHOLD": "100",
             "FAILURES_BEFORE_ALERT": "3",
             "RETENTION_DAYS": "90",
+            "REMIND_AFTER_HOURS": "24",
+            "BURN_WINDOW_HOURS": "72",
+            "FORECAST_WARNING_DAYS": "7",
+            "FORECAST_CRITICAL_DAYS": "2",
             "BASE_URL": base_url,
             **overrides,
         }
@@ -167,6 +176,17 @@ class Stack:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+    def seed_history(
+        self, provider: str, account: str, balances: list[tuple[datetime, Decimal]], pool: str = DEFAULT_POOL
+    ) -> None:
+        """Store past balances as earlier runs would have: snapshots plus the recent window."""
+        window = PoolWindow()
+        for at, remaining in balances:
+            window, _ = advance(window, remaining, None, at, timedelta(hours=72))
+        snapshots = [Snapshot(account, Balance(pool, remaining), iso(at)) for at, remaining in balances]
+        repository = Repository(self.table, provider, retention_days=90)
+        repository.save_run(snapshots, {account: {pool: window}}, [], balances[-1][0])
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every alert published so far, as SNS delivered it to the inbox queue."""

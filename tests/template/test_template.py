@@ -20,6 +20,10 @@ CONTRACT_ENV = {
     "POWERTOOLS_SERVICE_NAME",
     "RETENTION_DAYS",
     "FAILURES_BEFORE_ALERT",
+    "REMIND_AFTER_HOURS",
+    "BURN_WINDOW_HOURS",
+    "FORECAST_WARNING_DAYS",
+    "FORECAST_CRITICAL_DAYS",
 }
 
 
@@ -139,3 +143,105 @@ def test_sample_events_exist_for_every_provider():
     for provider in PROVIDERS:
         event = json.loads(Path(ROOT / "events" / f"{provider}.json").read_text())
         assert event["detail-type"] == "Scheduled Event"
+
+
+SCHEDULE_SECONDS = {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "3h": 10800, "6h": 21600}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_stale_data_alarm_pages_when_checks_stop_succeeding(provider):
+    title = TITLES[provider]
+    alarm = RESOURCES[f"{title}StaleAlarm"]
+    properties = alarm["Properties"]
+    assert alarm["Condition"] == f"{title}Enabled"
+    assert (properties["MetricName"], properties["Statistic"]) == ("CheckSucceeded", "Sum")
+    assert properties["Dimensions"] == [{"Name": "Provider", "Value": provider}]
+    assert properties["TreatMissingData"] == "breaching"
+    assert (properties["ComparisonOperator"], properties["Threshold"]) == ("LessThanThreshold", 1)
+    assert properties["Period"] == ["Schedules", f"{title}Schedule", "AlarmPeriod"]
+    assert properties["EvaluationPeriods"] == properties["DatapointsToAlarm"]
+    assert properties["AlarmActions"] == ["AlertTopic"]
+
+
+@pytest.mark.parametrize(("choice", "seconds"), SCHEDULE_SECONDS.items())
+def test_stale_window_is_about_two_and_a_half_schedule_periods(choice, seconds):
+    allowed = template()["Parameters"]["CloduraSchedule"]["AllowedValues"]
+    assert choice in allowed
+    entry = template()["Mappings"]["Schedules"][choice]
+    window = entry["AlarmPeriod"] * entry["AlarmPeriods"]
+    assert 2.4 <= window / seconds <= 2.7
+    assert entry["AlarmPeriod"] % 60 == 0
+    assert window <= 86400  # CloudWatch's limit for an alarm's evaluation range
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_lambda_errors_alarm_per_enabled_function(provider):
+    title = TITLES[provider]
+    alarm = RESOURCES[f"{title}ErrorsAlarm"]
+    assert alarm["Condition"] == f"{title}Enabled"
+    assert alarm["Properties"]["MetricName"] == "Errors"
+    assert alarm["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": f"{title}Function"}]
+    assert alarm["Properties"]["AlarmActions"] == ["AlertTopic"]
+
+
+@pytest.mark.parametrize(
+    ("alarm", "queue"), [("ScheduleDeadLetterAlarm", "ScheduleDeadLetterQueue"), ("FailedRunAlarm", "FailedRunQueue")]
+)
+def test_dead_letter_queues_have_depth_alarms(alarm, queue):
+    properties = RESOURCES[alarm]["Properties"]
+    assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert properties["Dimensions"] == [{"Name": "QueueName", "Value": f"{queue}.QueueName"}]
+    assert properties["AlarmActions"] == ["AlertTopic"]
+
+
+def test_alarms_can_publish_to_the_encrypted_topic():
+    statements = RESOURCES["AlertKey"]["Properties"]["KeyPolicy"]["Statement"]
+    cloudwatch = [s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch
+    assert "kms:GenerateDataKey*" in cloudwatch[0]["Action"]
+
+
+def dashboard(**values: str) -> dict:
+    body, variables = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]
+    defaults = {
+        "AWS::Region": "us-east-1",
+        "MetricsNamespace": "CreditWatch",
+        "ForecastWarningDays": "7",
+        "ForecastCriticalDays": "2",
+        "WarningValue": "1000",
+        "CriticalValue": "100",
+        "WarningOnCredits": "true",
+        "CriticalOnCredits": "true",
+        "WarningOnPercent": "false",
+        "CriticalOnPercent": "false",
+    }
+    assert set(variables) <= set(defaults)
+    for name, value in {**defaults, **values}.items():
+        body = body.replace("${" + name + "}", value)
+    assert "${" not in body
+    return json.loads(body)
+
+
+def test_dashboard_graphs_every_metric_per_provider_account_and_pool():
+    text = json.dumps(dashboard())
+    for metric in (
+        "CreditsRemaining",
+        "PercentRemaining",
+        "BurnRatePerDay",
+        "DaysUntilEmpty",
+        "CheckSucceeded",
+        "CheckFailed",
+    ):
+        assert f'MetricName=\\"{metric}\\"' in text, metric
+    assert "Provider,Account,Pool" in text
+
+
+def test_dashboard_draws_thresholds_as_horizontal_annotations():
+    widgets = {w["properties"].get("title"): w["properties"] for w in dashboard()["widgets"]}
+    credits = widgets["Credits remaining"]["annotations"]["horizontal"]
+    assert [(a["label"], a["value"], a["visible"]) for a in credits] == [
+        ("warning", 1000, True),
+        ("critical", 100, True),
+    ]
+    days = widgets["Days until empty"]["annotations"]["horizontal"]
+    assert [(a["label"], a["value"]) for a in days] == [("forecast warning", 7), ("forecast critical", 2)]

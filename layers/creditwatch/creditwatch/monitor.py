@@ -70,7 +70,7 @@ class Run:
     repository: Repository
     notifier: Notifier
     session: requests.Session
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0)  # as stored
     problems: list[str] = field(default_factory=list)
     alerts_sent: int = 0
 
