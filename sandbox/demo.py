@@ -9,11 +9,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from moto import mock_aws
 
+from creditwatch.forecast import forecast
+from creditwatch.notifier import credits
 from creditwatch.observability import logger
+from creditwatch.repository import Repository
 from sandbox.harness import FAKE_AWS_ENV, PROVIDERS, Stack
 from sandbox.simulator import ProviderSimulator, Reply, balance, prospect
 
@@ -54,7 +59,20 @@ ACCOUNTS: dict[str, list[tuple[str, str, Reply, dict[str, str]]]] = {
 }
 
 
+# provider, account -> (balance now, credits burned per day, days of history), seeded as past runs
+HISTORY = {
+    ("leadmagic", "main"): (Decimal("15432.50"), 2400, 3),
+    ("clado", "enrichment"): (Decimal(640), 200, 3),
+    ("cleanlist", "ops"): (Decimal("1234.5"), 150, 3),
+    ("clodura", "growth"): (Decimal(48000), 0, 2),
+}
+
+
 def seed(stack: Stack, simulator: ProviderSimulator) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    for (provider, account), (current, per_day, days) in HISTORY.items():
+        hourly = [(now - timedelta(hours=h), current + Decimal(per_day) * h / 24) for h in range(days * 24, 0, -1)]
+        stack.seed_history(provider, account, hourly)
     for provider, accounts in ACCOUNTS.items():
         for _name, key, reply, _ in accounts:
             simulator.script(provider, key, reply)
@@ -78,25 +96,32 @@ def run_all(stack: Stack, simulator: ProviderSimulator) -> int:
 
 
 def rows(stack: Stack) -> list[list[str]]:
-    items = stack.items()
-    states = {item["pk"]: item for item in items if item["sk"] == "STATE"}
+    """Each account's latest balances, read back the way the functions store them."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in sorted((i for i in items if i["sk"].startswith("SNAP#")), key=lambda i: i["sk"]):
+    for item in sorted((i for i in stack.items() if i["sk"].startswith("SNAP#")), key=lambda i: i["sk"]):
         latest[(item["pk"], item["pool"])] = item
     table = []
     for provider, accounts in ACCOUNTS.items():
-        for name, *_ in accounts:
-            pk = f"{provider}#{name}"
-            state = states.get(pk, {})
-            pools = [item for (key, _), item in latest.items() if key == pk]
+        loaded = Repository(stack.table, provider, retention_days=90).load([name for name, *_ in accounts])
+        for name, (state, windows) in loaded.items():
+            pools = [item for (pk, _), item in latest.items() if pk == f"{provider}#{name}"]
             if not pools:
-                rejected = state.get("check") == "critical"
-                status = "critical: key rejected" if rejected else f"check failing ({state.get('failures', 0)} runs)"
-                table.append([provider, name, "-", "-", "-", status])
+                failing = f"check failing ({state.failures} runs)"
+                table.append([provider, name, "-", "-", "-", "critical: key rejected" if state.check else failing, "-"])
             for item in pools:
-                level = state.get("pools", {}).get(item["pool"], {}).get("level", "ok")
-                limit = f"{item['limit']:,}" if "limit" in item else "-"
-                table.append([provider, name, item["pool"], f"{item['remaining']:,}", limit, level])
+                prediction = forecast(windows[item["pool"]], item["remaining"])
+                burn = f", {credits(prediction.burn_per_day)}/day" if prediction.days_left is not None else ""
+                table.append(
+                    [
+                        provider,
+                        name,
+                        item["pool"],
+                        f"{item['remaining']:,}",
+                        f"{item['limit']:,}" if "limit" in item else "-",
+                        str(state.pools[item["pool"]].level),
+                        prediction.describe() + burn,
+                    ]
+                )
     return table
 
 
@@ -121,8 +146,9 @@ def main() -> None:
 
         accounts = sum(map(len, ACCOUNTS.values()))
         print(f"\ncreditwatch demo: 4 providers, {accounts} accounts, provider simulator at {simulator.base_url}")
-        print("Thresholds: warning <= 1,000 credits, critical <= 100 (prospect-team: 20% / 5% of its plan limits)\n")
-        print_table(["provider", "account", "pool", "remaining", "limit", "level"], rows(stack))
+        print("Thresholds: warning <= 1,000 credits, critical <= 100 (prospect-team: 20% / 5% of its plan limits).")
+        print("Forecast: depletion_forecast alerts below 7 days (warning) and 2 days (critical) at the current burn.\n")
+        print_table(["provider", "account", "pool", "remaining", "limit", "level", "forecast"], rows(stack))
         print(f"\nAlerts published to SNS ({len(first)}):")
         print_table(
             ["severity", "alert", "subject"],
@@ -131,8 +157,9 @@ def main() -> None:
                 for a in first
             ],
         )
-        print("\nThe email of the first alert (SMS gets one short line, critical alerts only):\n")
-        print("    " + first[0]["Message"].replace("\n", "\n    "))
+        example = next(a for a in first if a["MessageAttributes"]["alert"]["Value"] == "depletion_forecast")
+        print(f"\nThe email of '{example['Subject']}' (SMS gets one short line, critical alerts only):\n")
+        print("    " + example["Message"].replace("\n", "\n    "))
         print(f"\nSecond run of every handler: {repeated} new alert(s) (an alert goes out once per change of level).")
         print(f"Each run wrote {written} JSON log and EMF metric lines to stdout (CloudWatch Logs, when deployed).")
         print("leadmagic/eu is failing transiently: a check_failed warning goes out after 3 failed runs in a row.\n")
