@@ -274,7 +274,8 @@ def evaluate(
         alerts: list[Alert] = []
         if previous.check > Level.OK:
             alerts.append(alert(kind=AlertKind.RECOVERED, level=Level.OK, previous=previous.check))
-        pools, advanced, reports = dict(previous.pools), dict(windows), []
+        pools, reports = dict(previous.pools), []
+        advanced: dict[str, PoolWindow] = {}  # only pools seen now: a pool a plan no longer has drops out
         for balance in outcome.balances:
             window, topup = advance(
                 windows.get(balance.pool, PoolWindow()),
