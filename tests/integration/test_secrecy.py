@@ -1,8 +1,11 @@
 """No API key, or any long piece of one, reaches a log line, an item, a metric, an alert or an error."""
 
+import logging
+
 import pytest
 
 from creditwatch.monitor import RunIncomplete
+from creditwatch.observability import logger
 from sandbox.harness import Stack
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
@@ -28,18 +31,22 @@ def assert_no_key_in(text: str) -> None:
 
 
 @pytest.mark.parametrize("provider", ["clodura", "clado", "cleanlist", "leadmagic"])
-def test_no_key_leaks_anywhere(stack: Stack, simulator: ProviderSimulator, capsys, logs, provider):
+def test_no_key_leaks_anywhere(stack: Stack, simulator: ProviderSimulator, capsys, caplog, logs, provider):
     simulator.script(provider, KEYS["healthy"], balance(provider, 50000))
     simulator.script(provider, KEYS["low"], balance(provider, 3))
     simulator.script(provider, KEYS["revoked"], Reply(401, {"detail": "invalid key"}))
     simulator.script(provider, KEYS["flaky"], Reply(200, "<html>bad gateway</html>"))
     stack.put_secret(provider, {"accounts": [{"name": name, "api_key": key} for name, key in KEYS.items()]})
-    env = stack.environment(provider, simulator.base_url, FAILURES_BEFORE_ALERT="1", POWERTOOLS_LOG_LEVEL="DEBUG")
-
-    for _ in range(2):
+    env = stack.environment(provider, simulator.base_url, FAILURES_BEFORE_ALERT="1")
+    caplog.set_level(logging.INFO)  # every library's INFO logs too
+    logger.setLevel(logging.DEBUG)  # and our own DEBUG ones
+    try:
+        for _ in range(2):
+            stack.invoke(provider, env)
+        simulator.script(provider, KEYS["low"], balance(provider, 90000))
         stack.invoke(provider, env)
-    simulator.script(provider, KEYS["low"], balance(provider, 90000))
-    stack.invoke(provider, env)
+    finally:
+        logger.setLevel(logging.INFO)
 
     alerts = stack.alerts()
     assert len(alerts) >= 4
@@ -48,6 +55,7 @@ def test_no_key_leaks_anywhere(stack: Stack, simulator: ProviderSimulator, capsy
     assert_no_key_in(capsys.readouterr().out)  # EMF metrics
     assert '"message":"check failed"' in logs.getvalue()
     assert_no_key_in(logs.getvalue())
+    assert_no_key_in(caplog.text)
 
 
 def test_no_key_in_errors_or_logs_when_aws_fails(stack: Stack, simulator: ProviderSimulator, logs, monkeypatch):
