@@ -141,9 +141,9 @@ def test_failures_below_the_alert_count_recover_silently():
 
 def test_exhausted_empties_known_pools_or_the_default_one():
     fresh = run(AccountState(), Exhausted())
-    assert [(b.pool, b.remaining) for b in fresh.balances] == [("credits", 0)]
+    assert [(p.balance.pool, p.balance.remaining) for p in fresh.pools] == [("credits", 0)]
     known = AccountState(pools={"contact_views": PoolState(), "direct_dials": PoolState()})
-    assert [b.pool for b in run(known, Exhausted()).balances] == ["contact_views", "direct_dials"]
+    assert [p.balance.pool for p in run(known, Exhausted()).pools] == ["contact_views", "direct_dials"]
     assert all(a.severity == "critical" for a in run(known, Exhausted()).alerts)
 
 

@@ -201,11 +201,7 @@ class Evaluation:
     observed_at: str
     windows: Mapping[str, PoolWindow] = field(default_factory=dict)
     alerts: tuple[Alert, ...] = ()
-    pools: tuple[PoolReport, ...] = ()
-
-    @property
-    def balances(self) -> tuple[Balance, ...]:
-        return tuple(report.balance for report in self.pools)
+    pools: tuple[PoolReport, ...] = ()  # empty when the check failed
 
 
 def shift(before: Level, after: Level, worse: AlertKind) -> AlertKind | None:
