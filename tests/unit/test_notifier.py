@@ -84,3 +84,17 @@ def test_credits_print_exactly_and_readably():
     assert credits(Decimal("1234.5")) == "1,234.5"
     assert credits(Decimal("0.125")) == "0.12"
     assert credits(None) == "unknown"
+
+
+def test_provider_text_cannot_break_the_subject():
+    alert = Alert(
+        AlertKind.CHECK_FAILED,
+        Level.WARNING,
+        "clodura",
+        "acme",
+        "2026-11-22T10:00:00Z",
+        reason="unusable response: body is not JSON (Content-Type téxt/html\r\nX: y)",
+    )
+    subject = render(alert, CLODURA).subject
+    assert subject.isascii()
+    assert all(" " <= char <= "~" for char in subject)

@@ -32,7 +32,11 @@ def credits(value: Decimal | None) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    """SNS subjects must be ASCII, so the cut is marked with '...'."""
+    """Printable ASCII of at most `limit` characters, as SNS requires of a subject.
+
+    Text from a provider (a Content-Type, say) could hold anything; SNS would refuse the alert.
+    """
+    text = "".join(char if " " <= char <= "~" else "?" for char in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
