@@ -103,5 +103,5 @@ def fetch(session: requests.Session, provider: Provider, base_url: str, api_key:
     except UnusableResponse as exc:
         return Unavailable(f"unusable response: {exc}")
     except ValueError:
-        content_type = response.headers.get("Content-Type", "unknown")
+        content_type = response.headers.get("Content-Type", "unknown")[:60]
         return Unavailable(f"unusable response: body is not JSON (Content-Type {content_type})")
