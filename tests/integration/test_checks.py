@@ -179,6 +179,22 @@ def test_retries_stop_before_the_function_runs_out_of_time(stack, simulator):
     assert simulator.calls_to("cleanlist") == 1
 
 
+def test_accounts_that_would_run_past_the_function_timeout_wait_for_the_next_run(stack, simulator, logs):
+    from sandbox.harness import LambdaContext
+
+    simulator.script("clado", KEY, balance("clado", 10))
+    stack.put_secret("clado", KEY)
+
+    result = stack.invoke(
+        "clado", stack.environment("clado", simulator.base_url), context=LambdaContext(remaining_ms=9_000)
+    )
+
+    assert (result["unchecked"], result["failed_checks"]) == (1, 0)
+    assert simulator.calls == []
+    assert stack.alerts() == []
+    assert "out of time" in logs.getvalue()
+
+
 def test_timeout_is_a_transient_failure(stack, simulator, monkeypatch):
     from creditwatch import http
 
@@ -211,7 +227,7 @@ def test_one_failing_account_does_not_stop_the_others(stack, simulator):
 
     result = run(stack, simulator, "leadmagic")
 
-    assert result == {"provider": "leadmagic", "accounts": 3, "failed_checks": 2, "alerts_sent": 2}
+    assert result == {"provider": "leadmagic", "accounts": 3, "unchecked": 0, "failed_checks": 2, "alerts_sent": 2}
     assert [(i["account"], i["remaining"]) for i in snapshots(stack)] == [("good", Decimal(50))]
     sent = sorted((attributes(a)["account"], attributes(a)["alert"]) for a in stack.alerts())
     assert sent == [("good", "low_credits"), ("revoked", "check_failed")]

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from creditwatch import providers
 from creditwatch.config import Account, Settings
 from creditwatch.domain import AccountState, Evaluation, Exhausted, PoolReport, evaluate, revert
-from creditwatch.http import fetch, new_session
+from creditwatch.http import READ_TIMEOUT, fetch, new_session
 from creditwatch.notifier import Notifier
 from creditwatch.observability import emit, logger, metrics
 from creditwatch.repository import Repository, Snapshot, StateConflict, TopUpRecord, Windows
@@ -59,6 +59,7 @@ def check_provider(name: str, event: EventBridgeEvent, context: LambdaContext) -
         repository=Repository(dynamodb.Table(settings.table_name), provider.name, settings.retention_days),
         notifier=Notifier(sns, settings.topic_arn, provider),
         session=new_session(deadline),
+        deadline=deadline,
     )
     return run.check(accounts)
 
@@ -70,13 +71,21 @@ class Run:
     repository: Repository
     notifier: Notifier
     session: requests.Session
+    deadline: float = float("inf")  # time.monotonic() by which the run must be done
     clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0)  # as stored
     problems: list[str] = field(default_factory=list)
     alerts_sent: int = 0
 
     def check(self, accounts: list[Account]) -> dict[str, Any]:
         loaded = self.repository.load([account.name for account in accounts])
-        evaluations = {account.name: self._check_account(account, *loaded[account.name]) for account in accounts}
+        evaluations = {}
+        for index, account in enumerate(accounts):
+            if time.monotonic() + READ_TIMEOUT > self.deadline:
+                # Better to record what was checked than to be cut off with nothing saved.
+                left = [a.name for a in accounts[index:]]
+                logger.warning("out of time: accounts left for the next run", extra={"accounts": left})
+                break
+            evaluations[account.name] = self._check_account(account, *loaded[account.name])
         self._save_run(evaluations)
         for account, evaluation in evaluations.items():
             previous = loaded[account][0]
@@ -85,6 +94,7 @@ class Run:
         summary = {
             "provider": self.provider.name,
             "accounts": len(accounts),
+            "unchecked": len(accounts) - len(evaluations),
             "failed_checks": sum(not evaluation.pools for evaluation in evaluations.values()),
             "alerts_sent": self.alerts_sent,
         }
