@@ -43,20 +43,24 @@ def parse_threshold(raw: object, name: str) -> Threshold:
     return Threshold(amount, percent)
 
 
-def parse_thresholds(warning: object, critical: object, prefix: str = "") -> Thresholds:
-    names = (
-        (f"{prefix}warning_threshold", f"{prefix}critical_threshold")
-        if prefix
-        else (
-            "WARNING_THRESHOLD",
-            "CRITICAL_THRESHOLD",
-        )
-    )
-    thresholds = Thresholds(parse_threshold(warning, names[0]), parse_threshold(critical, names[1]))
-    w, c = thresholds.warning, thresholds.critical
-    if w.percent == c.percent and c.amount > w.amount:
-        raise ConfigError(f"{names[1]}: {c} is above the warning threshold {w}")
-    return thresholds
+def parse_thresholds(
+    fields: Mapping[str, object], names: tuple[str, str], defaults: Thresholds | None = None
+) -> Thresholds:
+    """Warning and critical thresholds from `fields[names[0]]` and `fields[names[1]]`.
+
+    A field that is absent takes its value from `defaults`, when given.
+    """
+
+    def one(name: str, default: Threshold | None) -> Threshold:
+        if name not in fields and default is not None:
+            return default
+        return parse_threshold(fields.get(name), name)
+
+    warning = one(names[0], defaults.warning if defaults else None)
+    critical = one(names[1], defaults.critical if defaults else None)
+    if warning.percent == critical.percent and critical.amount > warning.amount:
+        raise ConfigError(f"{names[1]}: {critical} is above the warning threshold {warning}")
+    return Thresholds(warning, critical)
 
 
 def parse_base_url(raw: str) -> str:
@@ -133,7 +137,10 @@ class Settings:
             secret_id=_required(env, "SECRET_ID"),
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),
-            thresholds=parse_thresholds(_required(env, "WARNING_THRESHOLD"), _required(env, "CRITICAL_THRESHOLD")),
+            thresholds=parse_thresholds(
+                {name: _required(env, name) for name in ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD")},
+                ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD"),
+            ),
             base_url=parse_base_url(base_url) if base_url else None,
             retention_days=_positive_int(env, "RETENTION_DAYS", 90),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3),
@@ -196,11 +203,9 @@ def parse_secret(raw: str, defaults: Thresholds) -> list[Account]:
             raise ConfigError(f"{where}name: {name!r} appears twice")
         seen.add(name)
         key = _key(entry.get("api_key"), f"{where}api_key")
-        thresholds = parse_thresholds(
-            entry.get("warning_threshold", str(defaults.warning)),
-            entry.get("critical_threshold", str(defaults.critical)),
-            prefix=where,
-        )
+        # Per-account overrides; the error names the field as `accounts[N].warning_threshold`.
+        named = {f"{where}{attribute}": value for attribute, value in entry.items()}
+        thresholds = parse_thresholds(named, (f"{where}warning_threshold", f"{where}critical_threshold"), defaults)
         if key != PLACEHOLDER:
             accounts.append(Account(name, key, thresholds))
     return accounts

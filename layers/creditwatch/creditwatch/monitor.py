@@ -87,10 +87,10 @@ class Run:
                 break
             evaluations[account.name] = self._check_account(account, *loaded[account.name])
         self._save_run(evaluations)
-        for account, evaluation in evaluations.items():
-            previous = loaded[account][0]
+        for name, evaluation in evaluations.items():
+            previous = loaded[name][0]
             if evaluation.state != previous:
-                self._settle(account, previous, evaluation)
+                self._settle(name, previous, evaluation)
         summary = {
             "provider": self.provider.name,
             "accounts": len(accounts),
