@@ -15,6 +15,7 @@ from creditwatch.domain import Policy, Threshold, Thresholds
 
 PLACEHOLDER = "REPLACE_WITH_API_KEY"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+THRESHOLD_VARIABLES = ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD")
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -138,8 +139,7 @@ class Settings:
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),
             thresholds=parse_thresholds(
-                {name: _required(env, name) for name in ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD")},
-                ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD"),
+                {name: _required(env, name) for name in THRESHOLD_VARIABLES}, THRESHOLD_VARIABLES
             ),
             base_url=parse_base_url(base_url) if base_url else None,
             retention_days=_positive_int(env, "RETENTION_DAYS", 90),

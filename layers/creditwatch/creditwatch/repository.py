@@ -16,7 +16,7 @@ by TTL (`expires_at`) after RETENTION_DAYS.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -104,13 +104,7 @@ class Repository:
 
     def save_state(self, account: str, expected: AccountState, new: AccountState, now: datetime) -> AccountState:
         """Write `new` only if the stored state is still `expected`; raise StateConflict if not."""
-        written = AccountState(
-            version=expected.version + 1,
-            check=new.check,
-            check_alerted_at=new.check_alerted_at,
-            failures=new.failures,
-            pools=new.pools,
-        )
+        written = replace(new, version=expected.version + 1)
         condition = Attr("pk").not_exists() if expected.version == 0 else Attr("version").eq(expected.version)
         try:
             self.table.put_item(Item=self._state_item(account, written, now), ConditionExpression=condition)
