@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,8 +43,11 @@ def emf_documents(output: str) -> list[dict[str, Any]]:
 
 
 def attributes(alert: dict[str, Any]) -> dict[str, str]:
-    """An alert's SNS message attributes as plain strings."""
-    return {name: value["Value"] for name, value in alert["MessageAttributes"].items()}
+    """An alert's SNS message attributes as plain strings, less its id (checked here: every
+    alert carries one, 32 hex digits)."""
+    values = {name: value["Value"] for name, value in alert["MessageAttributes"].items()}
+    assert re.fullmatch("[0-9a-f]{32}", values.pop("alert_id"))
+    return values
 
 
 @pytest.fixture(autouse=True)

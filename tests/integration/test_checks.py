@@ -166,14 +166,14 @@ def test_rate_limit_is_retried_honouring_retry_after(stack, simulator):
     assert [i["remaining"] for i in snapshots(stack)] == [Decimal(900)]
 
 
-def test_retries_stop_before_the_function_runs_out_of_time(stack, simulator):
+def test_retries_stop_before_the_request_runs_out_of_its_time_budget(stack, simulator, monkeypatch):
+    from creditwatch import http
+
+    monkeypatch.setattr(http, "REQUEST_BUDGET", 8.0)  # less than one more wait and read
     simulator.script("cleanlist", KEY, Reply(503, {"detail": "down"}, headers={"Retry-After": "1"}))
     stack.put_secret("cleanlist", KEY)
-    env = stack.environment("cleanlist", simulator.base_url)
 
-    from sandbox.harness import LambdaContext
-
-    result = stack.invoke("cleanlist", env, context=LambdaContext(remaining_ms=20_000))
+    result = run(stack, simulator, "cleanlist")
 
     assert result["failed_checks"] == 1
     assert simulator.calls_to("cleanlist") == 1

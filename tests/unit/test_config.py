@@ -1,6 +1,7 @@
 """Configuration parsing: every error names the field, and never shows a key."""
 
 import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -73,6 +74,38 @@ def test_base_url_must_be_https_or_loopback_http(url):
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "http://evil.example\\@127.0.0.1/",  # the standard library reads 127.0.0.1, urllib3 evil.example
+        "http://127.0.0.1@evil.example/",
+        "http://user:pass@127.0.0.1/",
+        "http://evil.example#@127.0.0.1/",
+        "http://evil.example?@127.0.0.1/",
+        "http://localhost.evil.example/",
+        "http://127.0.0.1 .evil.example/",
+        "http://127.0.0.1\t/",
+        "https://",
+        "https://api.leadmagic.io:99999",
+        "//127.0.0.1/",
+        "http:/127.0.0.1/",
+    ],
+)
+def test_a_base_url_read_two_ways_or_carrying_userinfo_is_refused(url):
+    with pytest.raises(ConfigError, match=r"^BASE_URL:"):
+        parse_base_url(url)
+
+
+def test_http_to_a_host_that_is_not_loopback_is_refused_however_it_is_spelled():
+    """What urllib3 would connect to is what is checked: the key goes nowhere else over plain http."""
+    from urllib3.util import parse_url
+
+    for url in ("http://127.0.0.1.nip.io/", "http://[::ffff:7f00:1]/", "http://0x7f.0.0.1/", "http://2130706433/"):
+        with pytest.raises(ConfigError):
+            parse_base_url(url)
+        assert parse_url(url).host not in ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [("500", Threshold(Decimal(500))), (" 20% ", Threshold(Decimal(20), True)), ("0.5", Threshold(Decimal("0.5")))],
 )
@@ -92,13 +125,31 @@ def test_json_api_key_becomes_the_default_account():
 
 def test_accounts_with_their_own_thresholds():
     accounts = parse_secret(
-        '{"accounts": [{"name": "acme", "api_key": "k1", "warning_threshold": "20%", "critical_threshold": "5%"},'
-        ' {"name": "globex", "api_key": "k2"}]}',
+        '{"accounts": [{"name": "acme", "api_key": "key-acme-1", "warning_threshold": "20%",'
+        ' "critical_threshold": "5%"}, {"name": "globex", "api_key": "key-globex-2"}]}',
         DEFAULTS,
     )
     assert [a.name for a in accounts] == ["acme", "globex"]
     assert accounts[0].thresholds == Thresholds(Threshold(Decimal(20), True), Threshold(Decimal(5), True))
     assert accounts[1].thresholds == DEFAULTS
+    assert [a.problem for a in accounts] == [None, None]
+
+
+def test_an_inherited_threshold_yields_to_the_one_set():
+    critical_only, warning_only = parse_secret(
+        json.dumps(
+            {
+                "accounts": [
+                    {"name": "a", "api_key": "key-aaaaaaaa", "critical_threshold": "5000"},
+                    {"name": "b", "api_key": "key-bbbbbbbb", "warning_threshold": "50"},
+                ]
+            }
+        ),
+        DEFAULTS,
+    )
+    assert critical_only.thresholds == Thresholds(Threshold(Decimal(5000)), Threshold(Decimal(5000)))
+    assert warning_only.thresholds == Thresholds(Threshold(Decimal(50)), Threshold(Decimal(50)))
+    assert (critical_only.problem, warning_only.problem) == (None, None)
 
 
 @pytest.mark.parametrize("secret", ["REPLACE_WITH_API_KEY", '{"api_key": "REPLACE_WITH_API_KEY"}'])
@@ -111,29 +162,69 @@ def test_placeholder_means_not_configured(secret):
     [
         ('{"api_key": ', "secret"),
         ("{}", "secret"),
+        ("[]", "secret"),
+        ('["key-aaaaaaaa"]', "secret"),
         ('{"api_key": 42}', "api_key"),
+        ('{"api_key": "short"}', "api_key"),
         ('{"accounts": []}', "accounts"),
-        ('{"accounts": ["x"]}', r"accounts\[0\]"),
-        ('{"accounts": [{"api_key": "k"}]}', r"accounts\[0\]\.name"),
-        ('{"accounts": [{"name": "has space", "api_key": "k"}]}', r"accounts\[0\]\.name"),
-        ('{"accounts": [{"name": "a", "api_key": "k"}, {"name": "a", "api_key": "j"}]}', r"accounts\[1\]\.name"),
-        ('{"accounts": [{"name": "a", "api_key": ""}]}', r"accounts\[0\]\.api_key"),
-        (
-            '{"accounts": [{"name": "a", "api_key": "k", "warning_threshold": "x"}]}',
-            r"accounts\[0\]\.warning_threshold",
-        ),
         ("", "secret"),
+        ("key with spaces inside", "secret"),
+        ("“curly-quoted-key”", "secret"),
+        (b"\xff\xfe binary", "secret"),
     ],
 )
-def test_malformed_secret_names_the_field(secret, field):
+def test_a_malformed_secret_names_the_field(secret, field):
     with pytest.raises(ConfigError, match=f"^{field}"):
         parse_secret(secret, DEFAULTS)
 
 
+@pytest.mark.parametrize(
+    ("entries", "name", "field"),
+    [
+        (["x"], "accounts[0]", r"accounts\[0\]: must be an object"),
+        ([{"api_key": "key-aaaaaaaa"}], "accounts[0]", r"accounts\[0\]\.name"),
+        ([{"name": "has space", "api_key": "key-aaaaaaaa"}], "accounts[0]", r"accounts\[0\]\.name"),
+        ([{"name": "trailing\n", "api_key": "key-aaaaaaaa"}], "accounts[0]", r"accounts\[0\]\.name"),
+        ([{"name": "a", "api_key": ""}], "a", r"accounts\[0\]\.api_key"),
+        ([{"name": "a", "api_key": "key-with-“quote”"}], "a", r"accounts\[0\]\.api_key: .*position 10 "),
+        ([{"name": "a", "api_key": "key-aaaaaaaa", "warning_threshold": "x"}], "a", r"accounts\[0\]\.warning_thr"),
+        (
+            [{"name": "a", "api_key": "key-aaaaaaaa", "warning_threshold": "10", "critical_threshold": "20"}],
+            "a",
+            r"accounts\[0\]\.critical_threshold",
+        ),
+    ],
+)
+def test_a_bad_entry_costs_only_that_entry_and_names_the_field(entries, name, field):
+    good = {"name": "good", "api_key": "key-goodgood"}
+    accounts = parse_secret(json.dumps({"accounts": [*entries, good]}), DEFAULTS)
+    bad, fine = accounts
+    assert (bad.name, bad.api_key) == (name, "")
+    assert re.match(field, bad.problem or "")
+    assert (fine.name, fine.problem) == ("good", None)
+
+
+def test_a_name_given_twice_is_a_problem_for_the_second_entry():
+    secret = {"accounts": [{"name": "a", "api_key": "key-aaaaaaaa"}, {"name": "a", "api_key": "key-bbbbbbbb"}]}
+    first, second = parse_secret(json.dumps(secret), DEFAULTS)
+    assert (first.name, first.problem) == ("a", None)
+    assert second.name == "accounts[1]"
+    assert "appears twice" in (second.problem or "")
+
+
+def test_a_byte_order_mark_and_a_binary_secret_are_read_as_text():
+    doc = json.dumps({"accounts": [{"name": "a", "api_key": "key-aaaaaaaa"}]})
+    for raw in ("\ufeff" + doc, ("\ufeff" + doc).encode(), doc.encode()):
+        (account,) = parse_secret(raw, DEFAULTS)
+        assert (account.name, account.api_key) == ("a", "key-aaaaaaaa")
+
+
 def test_errors_and_reprs_never_show_the_key():
     key = "sk_live_supersecretvalue_9876"
+    (account,) = parse_secret(json.dumps({"accounts": [{"name": "a b", "api_key": key}]}), DEFAULTS)
+    assert "supersecret" not in repr(account)
     with pytest.raises(ConfigError) as error:
-        parse_secret(json.dumps({"accounts": [{"name": "a b", "api_key": key}]}), DEFAULTS)
+        parse_secret(key + " and more", DEFAULTS)
     assert "supersecret" not in str(error.value)
     (account,) = parse_secret(key, DEFAULTS)
     assert "supersecret" not in repr(account)

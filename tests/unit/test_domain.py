@@ -13,6 +13,7 @@ from creditwatch.domain import (
     Exhausted,
     Judgement,
     Level,
+    Misconfigured,
     Policy,
     PoolState,
     Rejected,
@@ -22,7 +23,6 @@ from creditwatch.domain import (
     evaluate,
     iso,
     judge,
-    revert,
 )
 from creditwatch.forecast import Point, PoolWindow
 
@@ -152,16 +152,22 @@ def test_a_failed_check_leaves_pool_levels_alone():
     assert run(previous, Unavailable("x")).state.pools == previous.pools
 
 
-def test_revert_undoes_only_the_unsent_alerts():
-    previous = AccountState(check=Level.CRITICAL, pools={"a": PoolState(Level.OK), "b": PoolState(Level.OK)})
-    outcome = Checked((Balance("a", Decimal(50)), Balance("b", Decimal(500))))
-    evaluation = run(previous, outcome)
-    recovered, low_a, _low_b = evaluation.alerts
-    state = revert(evaluation.state, previous, [low_a])
-    assert state.pools["a"].level is Level.OK
-    assert state.pools["b"].level is Level.WARNING
-    assert state.check is Level.OK
-    assert revert(evaluation.state, previous, [recovered]).check is Level.CRITICAL
+def test_a_misconfigured_entry_alerts_critical_naming_the_field_and_recovers_when_fixed():
+    evaluation = run(AccountState(), Misconfigured("accounts[2].api_key: must be 8-1024 visible ASCII characters"))
+    (alert,) = evaluation.alerts
+    assert (alert.kind, alert.level) == (AlertKind.CHECK_FAILED, Level.CRITICAL)
+    assert "accounts[2].api_key" in (alert.reason or "")
+    (recovered,) = run(evaluation.state, checked(50_000)).alerts
+    assert recovered.kind is AlertKind.RECOVERED
+
+
+def test_alert_ids_are_stable_and_distinct():
+    first = run(AccountState(), checked(50)).alerts[0]
+    again = run(AccountState(), checked(50)).alerts[0]
+    later = run(AccountState(), checked(50), now=NOW + timedelta(hours=1)).alerts[0]
+    assert first.id == again.id
+    assert first.id != later.id
+    assert len(first.id) == 32
 
 
 def test_percent_remaining_needs_a_limit():
@@ -253,16 +259,3 @@ def test_percent_thresholds_without_a_limit_use_the_full_tank():
     evaluation = run(AccountState(), checked(1_500), thresholds=PERCENT, windows=window)
     assert evaluation.pools[0].judgement.level is Level.WARNING  # 15% of the 10,000 full tank
     assert evaluation.pools[0].judgement.line == Decimal(2000)
-
-
-def test_revert_restores_a_reminder_and_a_forecast_separately():
-    previous = AccountState(version=1, pools={"credits": PoolState(Level.WARNING, iso(NOW - timedelta(days=2)))})
-    evaluation = run(previous, checked(500), windows=burning_window(per_hour=100, hours=24, start=2_900))
-    reminder, prediction = evaluation.alerts
-    assert (reminder.reminder, prediction.kind) == (True, AlertKind.DEPLETION_FORECAST)
-    kept_reminder = revert(evaluation.state, previous, [prediction])
-    assert kept_reminder.pools["credits"].alerted_at == iso(NOW)
-    assert kept_reminder.pools["credits"].forecast is Level.OK
-    kept_forecast = revert(evaluation.state, previous, [reminder])
-    assert kept_forecast.pools["credits"].alerted_at == previous.pools["credits"].alerted_at
-    assert kept_forecast.pools["credits"].forecast is Level.CRITICAL

@@ -43,6 +43,7 @@ def test_low_credit_alert_carries_everything_a_person_needs():
         "account": "acme",
         "severity": "warning",
         "alert": "low_credits",
+        "alert_id": low().id,
     }
 
 

@@ -106,7 +106,7 @@ def test_auth_and_payment_statuses(status, expected):
         ("leadmagic", 200, "<html>oops</html>", "not JSON"),
         ("leadmagic", 200, '{"credits": NaN}', "not JSON"),
         ("leadmagic", 200, '{"credits": Infinity}', "not JSON"),
-        ("leadmagic", 200, {"credits": "12abc"}, "'credits' is not a number"),
+        ("leadmagic", 200, {"credits": "12abc"}, "'credits' is missing or not a number"),
         ("leadmagic", 200, {"credits": True}, "'credits' is missing or not a number"),
         ("leadmagic", 200, {"credits": None}, "'credits' is missing or not a number"),
         ("leadmagic", 200, {"credits": -1}, "non-negative"),

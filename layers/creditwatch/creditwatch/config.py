@@ -11,21 +11,22 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
 from creditwatch.domain import Policy, Threshold, Thresholds
+from creditwatch.redaction import mask
 
 PLACEHOLDER = "REPLACE_WITH_API_KEY"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 THRESHOLD_VARIABLES = ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD")
-ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+API_KEY = re.compile(r"[!-~]{8,1024}")  # visible ASCII: what an HTTP header can carry as it is
+URL_TEXT = re.compile(r"[A-Za-z0-9._~:/\[\]%-]{1,2048}")
 
 
 class ConfigError(ValueError):
     """Invalid configuration. The message names the field and never holds a secret value."""
-
-
-def mask(api_key: str) -> str:
-    """At most the last 4 characters, and none of a key too short to spare them."""
-    return f"…{api_key[-4:]}" if len(api_key) >= 12 else "…"
 
 
 def parse_threshold(raw: object, name: str) -> Threshold:
@@ -60,16 +61,38 @@ def parse_thresholds(
     warning = one(names[0], defaults.warning if defaults else None)
     critical = one(names[1], defaults.critical if defaults else None)
     if warning.percent == critical.percent and critical.amount > warning.amount:
+        # An inherited threshold yields to the one that was set: warning is at least critical.
+        if names[0] not in fields and defaults is not None:
+            return Thresholds(critical, critical)
+        if names[1] not in fields and defaults is not None:
+            return Thresholds(warning, warning)
         raise ConfigError(f"{names[1]}: {critical} is above the warning threshold {warning}")
     return Thresholds(warning, critical)
 
 
 def parse_base_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    loopback = parts.hostname in LOOPBACK_HOSTS
-    if not parts.hostname or parts.scheme not in ("https", "http") or (parts.scheme == "http" and not loopback):
-        raise ConfigError("BASE_URL: must be an https:// URL (plain http:// only for 127.0.0.1 or localhost)")
-    return raw.rstrip("/")
+    """https://host[:port][/path], or http:// for loopback only, parsed as the HTTP client will.
+
+    urllib3 (under requests) parses the URL that is sent; the standard library's parser is asked
+    too, and any value the two read differently, or that carries userinfo, a query, a fragment
+    or a character outside a URL's plain alphabet, is refused rather than guessed at.
+    """
+    problem = "BASE_URL: must be an https:// URL (plain http:// only for 127.0.0.1 or localhost)"
+    if not URL_TEXT.fullmatch(raw):
+        raise ConfigError(problem)
+    try:
+        parts = parse_url(raw)
+        other = urlsplit(raw)
+        other_port = other.port
+    except (LocationParseError, ValueError):
+        raise ConfigError(problem) from None
+    host = (parts.host or "").strip("[]").lower()
+    agreed = (parts.scheme, host, parts.port) == (other.scheme, (other.hostname or "").lower(), other_port)
+    if not agreed or parts.auth or other.username is not None or parts.query or parts.fragment or not host:
+        raise ConfigError(problem)
+    if parts.scheme not in ("https", "http") or (parts.scheme == "http" and host not in LOOPBACK_HOSTS):
+        raise ConfigError(problem)
+    return parts.url.rstrip("/")
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -154,9 +177,13 @@ class Settings:
 
 @dataclass(frozen=True)
 class Account:
+    """One key to check. An entry whose configuration is wrong keeps its `problem` (naming the
+    field) and is not checked: it alerts as a failed check while the other accounts run."""
+
     name: str
     api_key: str = field(repr=False)
     thresholds: Thresholds
+    problem: str | None = None
 
     @property
     def key_hint(self) -> str:
@@ -166,22 +193,41 @@ class Account:
 def _key(raw: object, name: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError(f"{name}: must be a non-empty string")
-    return raw.strip()
+    key = raw.strip()
+    if not API_KEY.fullmatch(key):
+        bad = next((index for index, char in enumerate(key) if not "!" <= char <= "~"), None)
+        where = f" (position {bad + 1} is a space, a control character or not ASCII)" if bad is not None else ""
+        raise ConfigError(f"{name}: must be 8-1024 visible ASCII characters{where}")
+    return key
 
 
-def parse_secret(raw: str, defaults: Thresholds) -> list[Account]:
+def secret_text(raw: str | bytes) -> str:
+    """The secret as text: a binary secret must be UTF-8; a byte-order mark is dropped."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError("secret: a binary secret must be UTF-8 text") from None
+    return raw.lstrip("\ufeff").strip()
+
+
+def parse_secret(raw: str | bytes, defaults: Thresholds) -> list[Account]:
     """The secret's accounts. An empty list means the secret still holds the placeholder.
 
-    Accepted: a bare key, {"api_key": "..."}, or {"accounts": [{"name", "api_key", ...}]}.
+    Accepted: a bare key, {"api_key": "..."}, or {"accounts": [{"name", "api_key", ...}]}. An
+    error in the secret as a whole raises ConfigError; an error in one entry of `accounts`
+    costs only that entry (see Account.problem).
     """
-    text = raw.strip()
-    if not text.startswith("{"):
+    text = secret_text(raw)
+    if not text.startswith(("{", "[")):
         key = _key(text, "secret")
         return [] if key == PLACEHOLDER else [Account("default", key, defaults)]
     try:
         doc: Any = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ConfigError("secret: looks like JSON but does not parse") from None
+    if not isinstance(doc, dict):
+        raise ConfigError("secret: JSON must be an object with 'api_key' or 'accounts'")
     if "accounts" not in doc:
         if "api_key" not in doc:
             raise ConfigError("secret: JSON needs 'api_key' or 'accounts'")
@@ -193,19 +239,30 @@ def parse_secret(raw: str, defaults: Thresholds) -> list[Account]:
     accounts: list[Account] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
-        where = f"accounts[{index}]."
-        if not isinstance(entry, dict):
-            raise ConfigError(f"accounts[{index}]: must be an object")
-        name = entry.get("name")
-        if not isinstance(name, str) or not ACCOUNT_NAME.match(name):
-            raise ConfigError(f"{where}name: 1-64 letters, digits, '.', '_' or '-'")
-        if name in seen:
-            raise ConfigError(f"{where}name: {name!r} appears twice")
-        seen.add(name)
-        key = _key(entry.get("api_key"), f"{where}api_key")
-        # Per-account overrides; the error names the field as `accounts[N].warning_threshold`.
-        named = {f"{where}{attribute}": value for attribute, value in entry.items()}
-        thresholds = parse_thresholds(named, (f"{where}warning_threshold", f"{where}critical_threshold"), defaults)
-        if key != PLACEHOLDER:
-            accounts.append(Account(name, key, thresholds))
+        account = _entry(index, entry, defaults, seen)
+        if account is not None:
+            seen.add(account.name)
+            accounts.append(account)
     return accounts
+
+
+def _entry(index: int, entry: object, defaults: Thresholds, seen: set[str]) -> Account | None:
+    """One entry of `accounts`; None for a placeholder key."""
+    where = f"accounts[{index}]"
+    # An entry without a usable name is known by its position, which no valid name can be.
+    name = entry.get("name") if isinstance(entry, dict) else None
+    usable_name = isinstance(name, str) and ACCOUNT_NAME.fullmatch(name) is not None and name not in seen
+    try:
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: must be an object")
+        if not usable_name:
+            if isinstance(name, str) and name in seen:
+                raise ConfigError(f"{where}.name: {name!r} appears twice")
+            raise ConfigError(f"{where}.name: 1-64 letters, digits, '.', '_' or '-'")
+        key = _key(entry.get("api_key"), f"{where}.api_key")
+        # Per-account overrides; the error names the field as `accounts[N].warning_threshold`.
+        named = {f"{where}.{attribute}": value for attribute, value in entry.items()}
+        thresholds = parse_thresholds(named, (f"{where}.warning_threshold", f"{where}.critical_threshold"), defaults)
+    except ConfigError as error:
+        return Account(str(name) if usable_name else where, "", defaults, problem=str(error))
+    return None if key == PLACEHOLDER else Account(str(name), key, thresholds)

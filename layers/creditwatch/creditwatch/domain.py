@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -132,7 +133,14 @@ class Unavailable:
     reason: str
 
 
-Outcome = Checked | Rejected | Exhausted | Unavailable
+@dataclass(frozen=True)
+class Misconfigured:
+    """The account's entry in the secret is invalid; `problem` names the field."""
+
+    problem: str
+
+
+Outcome = Checked | Rejected | Exhausted | Unavailable | Misconfigured
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,13 @@ class Alert:
     @property
     def severity(self) -> str:
         return "info" if self.kind is AlertKind.RECOVERED else str(self.level)
+
+    @property
+    def id(self) -> str:
+        """Stable for this alert and no other: consumers can de-duplicate on it."""
+        parts = (self.provider, self.account, self.pool or "", self.aspect, self.kind, self.level, self.observed_at)
+        digest = hashlib.sha256("\x1f".join(map(str, (*parts, self.reminder))).encode()).hexdigest()
+        return digest[:32]
 
 
 @dataclass(frozen=True)
@@ -297,6 +312,8 @@ def evaluate(
     failures = previous.failures + 1
     if isinstance(outcome, Rejected):
         level, reason = Level.CRITICAL, f"the API key was rejected (HTTP {outcome.status})"
+    elif isinstance(outcome, Misconfigured):
+        level, reason = Level.CRITICAL, f"its entry in the secret is invalid: {outcome.problem}"
     else:
         level = Level.WARNING if failures >= policy.failures_before_alert else Level.OK
         reason = f"{outcome.reason} ({failures} failed check(s) in a row)"
@@ -330,18 +347,3 @@ def _pool(
     if kind := shift(before.forecast, predicted, AlertKind.DEPLETION_FORECAST):
         alerts.append(alert(kind=kind, level=predicted, previous=before.forecast, aspect="forecast", **details))
     return PoolState(level, alerted_at, predicted), alerts
-
-
-def revert(state: AccountState, previous: AccountState, unsent: Iterable[Alert]) -> AccountState:
-    """Undo the parts of `state` whose alerts could not be sent, so the next run sends them."""
-    for alert in unsent:
-        if alert.pool is None:
-            state = replace(state, check=previous.check, check_alerted_at=previous.check_alerted_at)
-            continue
-        before = previous.pools.get(alert.pool, PoolState())
-        if alert.aspect == "forecast":
-            pool = replace(state.pools[alert.pool], forecast=before.forecast)
-        else:
-            pool = replace(state.pools[alert.pool], level=before.level, alerted_at=before.alerted_at)
-        state = replace(state, pools={**state.pools, alert.pool: pool})
-    return state

@@ -1,9 +1,16 @@
-"""Calls a provider's credits endpoint and classifies the answer. Retries come from urllib3."""
+"""Calls a provider's credits endpoint and classifies the answer. Retries come from urllib3.
+
+Every request is bounded: a body of at most MAX_BODY bytes after decompression, read as it
+streams in, and one time budget (REQUEST_BUDGET, never past the run's deadline) that covers
+connecting, retrying and reading the body. Connection failures and HTTP 429/5xx are retried;
+read timeouts are not, so a hung provider costs one READ_TIMEOUT, not several.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, Self
 
@@ -14,21 +21,26 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 from creditwatch.domain import Checked, Exhausted, Outcome, Rejected, Unavailable
-from creditwatch.providers import Provider, UnusableResponse
+from creditwatch.providers import Provider, UnusableResponse, usable
 
 CONNECT_TIMEOUT = 3.05
-READ_TIMEOUT = 10.0
-MAX_WAIT = 10.0  # longest single back-off or Retry-After wait, in seconds
-RETRIES = 3
-BACKOFF_FACTOR = 1.0  # urllib3 waits 0s, 2s, 4s ... (capped at MAX_WAIT) between retries
+READ_TIMEOUT = 5.0  # longest wait for one read from the socket
+REQUEST_BUDGET = 20.0  # seconds for one check: connect, retries and body together
+MAX_WAIT = 5.0  # longest single back-off or Retry-After wait
+RETRIES = 2
+BACKOFF_FACTOR = 0.5  # urllib3 waits 0 s, 1 s, 2 s ... (capped at MAX_WAIT) between retries
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+MAX_BODY = 64 * 1024  # a credits answer is a few hundred bytes
+CHUNK = 4096
+
+# The end of the current request's budget, as a time.monotonic() value. A context variable,
+# so that checks running on several threads each keep their own.
+_request_deadline: ContextVar[float] = ContextVar("request_deadline", default=float("inf"))
 
 
 class DeadlineRetry(Retry):
-    """urllib3 Retry that stops retrying when another wait and call would pass `deadline`.
-
-    `deadline` is a time.monotonic() value: the Lambda's end, less a margin.
-    """
+    """urllib3 Retry that stops retrying when another wait and call would pass a deadline:
+    the run's (`deadline`, the Lambda's end less a margin) or the current request's budget."""
 
     deadline = float("inf")
 
@@ -38,13 +50,19 @@ class DeadlineRetry(Retry):
         return retry
 
     def is_exhausted(self) -> bool:
-        out_of_time = time.monotonic() + MAX_WAIT + READ_TIMEOUT > self.deadline
+        deadline = min(self.deadline, _request_deadline.get())
+        out_of_time = time.monotonic() + MAX_WAIT + READ_TIMEOUT > deadline
         return out_of_time or super().is_exhausted()
 
 
-def new_session(deadline: float = float("inf")) -> requests.Session:
+def new_session(deadline: float = float("inf"), pool_size: int = 10) -> requests.Session:
     retry = DeadlineRetry(
         total=RETRIES,
+        connect=RETRIES,
+        read=False,  # a read timeout is raised at once, never retried
+        status=RETRIES,
+        other=0,
+        redirect=0,
         backoff_factor=BACKOFF_FACTOR,
         backoff_max=MAX_WAIT,
         retry_after_max=int(MAX_WAIT),
@@ -55,10 +73,18 @@ def new_session(deadline: float = float("inf")) -> requests.Session:
     )
     retry.deadline = deadline
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+class TooLarge(Exception):
+    """The body passed MAX_BODY bytes."""
+
+
+class TooSlow(Exception):
+    """The body was still arriving when the request's budget ran out."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -67,7 +93,8 @@ def _reject_constant(name: str) -> Any:
 
 def _describe(exc: requests.RequestException) -> str:
     """A failure in words, without the exception text (which can carry the URL and more)."""
-    # requests reports a read timeout whose retries ran out as a ConnectionError wrapping it.
+    # requests reports a timeout while streaming, or one whose retries ran out, as a
+    # ConnectionError wrapping urllib3's error.
     cause = exc.args[0] if exc.args else None
     reason = cause.reason if isinstance(cause, MaxRetryError) else cause
     if isinstance(exc, requests.Timeout) or isinstance(reason, Urllib3Timeout):
@@ -77,31 +104,61 @@ def _describe(exc: requests.RequestException) -> str:
     return f"the provider could not be reached ({type(exc).__name__})"
 
 
+def _read(response: requests.Response, deadline: float) -> bytes:
+    """The decompressed body, read chunk by chunk within MAX_BODY bytes and the deadline."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise TooLarge
+    body = bytearray()
+    for chunk in response.iter_content(CHUNK):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise TooLarge
+        if time.monotonic() > deadline:
+            raise TooSlow
+    return bytes(body)
+
+
 def fetch(session: requests.Session, provider: Provider, base_url: str, api_key: str) -> Outcome:
     """One check. Never raises for what the provider does; the reason never holds the key."""
+    started = time.monotonic()
+    deadline = started + REQUEST_BUDGET
+    token = _request_deadline.set(deadline)
     try:
-        response = session.get(
+        with session.get(
             base_url + provider.path,
-            headers={"Accept": "application/json", **provider.auth(api_key)},
+            headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate", **provider.auth(api_key)},
             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             allow_redirects=False,
-        )
+            stream=True,
+        ) as response:
+            status = response.status_code
+            if status in (401, 403):
+                return Rejected(status)
+            if status == 402:
+                return Exhausted()
+            if status != 200:
+                return Unavailable(f"the provider answered HTTP {status}")
+            content = _read(response, deadline)
     except requests.RequestException as exc:
         return Unavailable(_describe(exc))
-    status = response.status_code
-    if status in (401, 403):
-        return Rejected(status)
-    if status == 402:
-        return Exhausted()
-    if status != 200:
-        return Unavailable(f"the provider answered HTTP {status}")
+    except TooLarge:
+        return Unavailable(f"unusable response: body larger than {MAX_BODY} bytes")
+    except TooSlow:
+        return Unavailable(f"the provider took longer than {REQUEST_BUDGET:g} s to answer")
+    finally:
+        _request_deadline.reset(token)
+    return _classify(provider, content)
+
+
+def _classify(provider: Provider, content: bytes) -> Outcome:
     try:
-        body = json.loads(response.text, parse_float=Decimal, parse_constant=_reject_constant)
-        if not isinstance(body, dict):
-            raise UnusableResponse("body is not a JSON object")
-        return Checked(provider.parse(body))
+        body = json.loads(content, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return Unavailable("unusable response: body is not JSON")
+    if not isinstance(body, dict):
+        return Unavailable("unusable response: body is not a JSON object")
+    try:
+        return Checked(usable(provider.parse(body)))
     except UnusableResponse as exc:
         return Unavailable(f"unusable response: {exc}")
-    except ValueError:
-        content_type = response.headers.get("Content-Type", "unknown")[:60]
-        return Unavailable(f"unusable response: body is not JSON (Content-Type {content_type})")

@@ -17,6 +17,9 @@ SMS_LIMIT = 140
 
 @dataclass(frozen=True)
 class Message:
+    """An alert as it is sent; kept whole in the outbox until SNS has taken it."""
+
+    id: str
     subject: str
     email: str
     sms: str
@@ -24,11 +27,16 @@ class Message:
 
 
 def credits(value: Decimal | None) -> str:
+    """1,234 or 1,234.5 (at most two decimals). Formatting rounds on its own, so no size of
+    storable number can make it raise."""
     if value is None:
         return "unknown"
-    if value == value.to_integral_value():
-        return f"{value.to_integral_value():,}"
-    return f"{value.quantize(Decimal('0.01')).normalize():,f}"
+    text = f"{value:,.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def percent(value: Decimal) -> str:
+    return f"{value:.1f}%"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -79,9 +87,10 @@ def render(alert: Alert, provider: Provider) -> Message:
         f"Observed at: {alert.observed_at}",
         "",
         f"Top up or manage the key: {provider.top_up}",
-        f"alert={alert.kind} severity={alert.severity}. creditwatch alerts once per change of level.",
+        f"alert={alert.kind} severity={alert.severity} id={alert.id}. creditwatch alerts once per change of level.",
     ]
     return Message(
+        id=alert.id,
         subject=_clip(f"[creditwatch] {headline}", SUBJECT_LIMIT),
         email="\n".join(lines),
         sms=_clip(f"creditwatch: {headline}", SMS_LIMIT),
@@ -90,6 +99,7 @@ def render(alert: Alert, provider: Provider) -> Message:
             "account": alert.account,
             "severity": alert.severity,
             "alert": str(alert.kind),
+            "alert_id": alert.id,
         },
     )
 
@@ -106,7 +116,7 @@ def _balance_lines(alert: Alert) -> list[str]:
     if balance.used is not None:
         lines.append(f"Used:        {credits(balance.used)}")
     if balance.percent_remaining is not None:
-        lines.append(f"Percent left: {balance.percent_remaining.quantize(Decimal('0.1'))}%")
+        lines.append(f"Percent left: {percent(balance.percent_remaining)}")
     return lines
 
 
@@ -117,8 +127,9 @@ def _forecast_lines(prediction: Forecast | None) -> list[str]:
     if prediction.days_left is not None:
         empty = f", around {prediction.empty_at:%Y-%m-%d %H:%M} UTC" if prediction.empty_at else ""
         lines.append(f"Empty in:    {prediction.describe()}{empty}")
-    hours = prediction.hours.quantize(Decimal("0.1"))
-    lines.append(f"Based on:    {prediction.observations} balances over {hours} hours (top-ups excluded)")
+    lines.append(
+        f"Based on:    {prediction.observations} balances over {prediction.hours:.1f} hours (top-ups excluded)"
+    )
     return lines
 
 
@@ -128,8 +139,10 @@ class Notifier:
         self.topic_arn = topic_arn
         self.provider = provider
 
-    def publish(self, alert: Alert) -> None:
-        message = render(alert, self.provider)
+    def render(self, alert: Alert) -> Message:
+        return render(alert, self.provider)
+
+    def publish(self, message: Message) -> None:
         self.sns.publish(
             TopicArn=self.topic_arn,
             Subject=message.subject,

@@ -1,11 +1,27 @@
-"""Logger and Metrics, created once. Service and namespace come from the Powertools env."""
+"""Logger and Metrics, created once. Service and namespace come from the Powertools env.
+
+Every log line is cleaned of API keys (creditwatch.redaction), and the libraries that can log
+a request or a response (botocore, boto3, urllib3, requests) write through the same handler
+and formatter, at the same level, instead of reaching the root logger unformatted.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-logger = Logger()
+from creditwatch.redaction import RedactingFormatter
+
+LIBRARY_LOGGERS = {"botocore", "boto3", "urllib3", "requests"}
+
+logger = Logger(logger_formatter=RedactingFormatter())
+for _name in LIBRARY_LOGGERS:
+    logging.getLogger(_name)  # registered now, so that the copy below finds it
+copy_config_to_registered_loggers(source_logger=logger, include=set(LIBRARY_LOGGERS))
+
 # service="" keeps Powertools from adding a "service" dimension: every metric carries
 # exactly the documented dimensions, which alarms and dashboards match on.
 metrics = Metrics(service="")

@@ -2,40 +2,71 @@
 
 Keys (one table):
     pk = "<provider>#<account>"
-    sk = "STATE"                        the account's alert state, versioned (no `remaining`)
-    sk = "WINDOW"                       the last BURN_WINDOW_HOURS of balances per pool, for forecasts
+    sk = "STATE"                        the account's alert state, versioned, with its outbox:
+                                        the alerts claimed but not yet confirmed sent
+    sk = "WINDOW"                       the last BURN_WINDOW_HOURS of balances per pool, for
+                                        forecasts, and when the account was last checked
     sk = "SNAP#<pool>#<observed_at>"    one balance snapshot
     sk = "TOPUP#<pool>#<observed_at>"   one detected top-up
 
 A pool's history over a window is one Query: sk BETWEEN "SNAP#<pool>#<from>" AND "SNAP#<pool>#<to>".
-A run costs one BatchGetItem per 50 accounts, one BatchWriteItem per 25 items written, and a
-conditional PutItem only for accounts whose alert state changed. Every item but STATE expires
-by TTL (`expires_at`) after RETENTION_DAYS.
+A run costs one BatchGetItem per 50 accounts, one BatchWriteItem per 25 items written, and
+conditional PutItems only for accounts whose alert state changed or whose outbox is not empty.
+Items DynamoDB leaves unprocessed are sent again with back-off until the run's deadline; a
+batch DynamoDB refuses is written item by item, so one bad item costs only its own account.
+Every item but STATE expires by TTL (`expires_at`) after RETENTION_DAYS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from creditwatch.domain import AccountState, Balance, Level, PoolState, iso, parse_iso
 from creditwatch.forecast import Point, PoolWindow, TopUp
+from creditwatch.notifier import Message
 
 STATE, WINDOW = "STATE", "WINDOW"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem: two per account
-UNPROCESSED_ROUNDS = 5
+BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
+UNPROCESSED_ROUNDS = 6  # attempts at what DynamoDB left unprocessed, within the deadline
+BACKOFF_BASE = 0.05  # seconds; full jitter, doubling each round
+BACKOFF_MAX = 2.0
+# What a write of one item can raise: AWS's refusals, and the serializer's for a value it cannot hold.
+WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueError)
 
 Windows = Mapping[str, PoolWindow]
 
 
 class StateConflict(Exception):
     """Another run changed the account's state first; that run owns the alert."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An alert claimed in the state item and not yet confirmed sent. Until `lease_until` the
+    run that claimed it may still be sending it; after that, any run may."""
+
+    message: Message
+    lease_until: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the table holds for one account."""
+
+    state: AccountState = field(default_factory=AccountState)
+    windows: Windows = field(default_factory=dict)
+    outbox: tuple[Pending, ...] = ()
+    checked_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,32 +89,45 @@ def partition(provider: str, account: str) -> str:
 
 
 class Repository:
-    def __init__(self, table: Any, provider: str, retention_days: int) -> None:
+    def __init__(
+        self,
+        table: Any,
+        provider: str,
+        retention_days: int,
+        deadline: float = float("inf"),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.table = table
+        self.client = table.meta.client
         self.provider = provider
         self.retention = timedelta(days=retention_days)
+        self.deadline = deadline  # time.monotonic() after which unprocessed items are given up
+        self.sleep = sleep
 
-    def load(self, accounts: Sequence[str]) -> dict[str, tuple[AccountState, Windows]]:
-        """Every account's alert state and recent balances, in batched, strongly consistent reads."""
+    def load(self, accounts: Sequence[str]) -> tuple[dict[str, Stored], list[str]]:
+        """Every account's state, outbox and recent balances, in batched, strongly consistent
+        reads. Accounts whose batch could not be read are returned apart, for the next run."""
         keys = [{"pk": partition(self.provider, a), "sk": sk} for a in accounts for sk in (STATE, WINDOW)]
         items: dict[tuple[str, str], dict[str, Any]] = {}
+        unread: set[str] = set()
         for start in range(0, len(keys), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table.name: {"Keys": keys[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}
-            }
-            for _ in range(UNPROCESSED_ROUNDS):
-                response = self.table.meta.client.batch_get_item(RequestItems=request)
-                for item in response["Responses"].get(self.table.name, []):
-                    items[(item["account"], item["sk"])] = item
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-            else:
-                raise RuntimeError("DynamoDB left reads unprocessed; the run will be retried")
-        return {
-            account: (_state(items.get((account, STATE))), _windows(items.get((account, WINDOW))))
+            chunk = keys[start : start + BATCH_GET_LIMIT]
+            request: dict[str, Any] = {self.table.name: {"Keys": chunk, "ConsistentRead": True}}
+            try:
+                for response in self._rounds(self.client.batch_get_item, request, "UnprocessedKeys"):
+                    for item in response["Responses"].get(self.table.name, []):
+                        items[(item["account"], item["sk"])] = item
+                    request = response.get("UnprocessedKeys") or {}
+            except (BotoCoreError, ClientError):
+                request = {self.table.name: {"Keys": chunk}}
+            for key in request.get(self.table.name, {}).get("Keys", []):
+                unread.add(key["pk"].split("#", 1)[1])
+        readable = {
+            account: _stored(items.get((account, STATE)), items.get((account, WINDOW)))
             for account in accounts
+            if account not in unread
         }
+        return readable, [account for account in accounts if account in unread]
 
     def save_run(
         self,
@@ -91,36 +135,80 @@ class Repository:
         windows: Mapping[str, Windows],
         topups: Iterable[TopUpRecord],
         now: datetime,
-    ) -> None:
-        """Snapshots, recent-balance windows and top-ups of a run, in batched writes."""
-        expires_at = int((now + self.retention).timestamp())
-        with self.table.batch_writer() as batch:
-            for snapshot in snapshots:
-                batch.put_item(Item=self._snapshot_item(snapshot))
-            for account, pools in windows.items():
-                batch.put_item(Item=self._window_item(account, pools, expires_at))
-            for record in topups:
-                batch.put_item(Item=self._topup_item(record))
+    ) -> set[str]:
+        """Snapshots, windows (one per checked account) and top-ups, in batched writes.
 
-    def save_state(self, account: str, expected: AccountState, new: AccountState, now: datetime) -> AccountState:
-        """Write `new` only if the stored state is still `expected`; raise StateConflict if not."""
-        written = replace(new, version=expected.version + 1)
-        condition = Attr("pk").not_exists() if expected.version == 0 else Attr("version").eq(expected.version)
+        Returns the accounts some of whose items could not be written."""
+        expires_at = int((now + self.retention).timestamp())
+        items = [
+            *((s.account, self._snapshot_item(s)) for s in snapshots),
+            *((account, self._window_item(account, pools, iso(now), expires_at)) for account, pools in windows.items()),
+            *((r.account, self._topup_item(r)) for r in topups),
+        ]
+        failed: set[str] = set()
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            failed |= self._write_batch(items[start : start + BATCH_WRITE_LIMIT])
+        return failed
+
+    def save_state(
+        self, account: str, expected: int, state: AccountState, outbox: Sequence[Pending], now: datetime
+    ) -> int:
+        """Write state and outbox only if the stored version is still `expected`; raise
+        StateConflict if not. Returns the version written."""
+        version = expected + 1
+        condition = Attr("pk").not_exists() if expected == 0 else Attr("version").eq(expected)
         try:
-            self.table.put_item(Item=self._state_item(account, written, now), ConditionExpression=condition)
+            self.table.put_item(
+                Item=self._state_item(account, version, state, outbox, now), ConditionExpression=condition
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise StateConflict(account) from None
             raise
-        return written
+        return version
+
+    def _rounds(self, call: Callable[..., dict[str, Any]], request: dict[str, Any], leftover: str) -> Iterable[Any]:
+        """Call with `request`, then with whatever DynamoDB left unprocessed, backing off between
+        rounds, until nothing is left, the rounds run out, or the deadline would pass."""
+        for attempt in range(UNPROCESSED_ROUNDS):
+            response = call(RequestItems=request)
+            yield response
+            request = response.get(leftover) or {}
+            if not request:
+                return
+            delay = random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt))  # noqa: S311 (jitter)
+            if time.monotonic() + delay > self.deadline:
+                return
+            self.sleep(delay)
+
+    def _write_batch(self, batch: list[tuple[str, dict[str, Any]]]) -> set[str]:
+        request: dict[str, Any] = {self.table.name: [{"PutRequest": {"Item": item}} for _, item in batch]}
+        try:
+            for response in self._rounds(self.client.batch_write_item, request, "UnprocessedItems"):
+                request = response.get("UnprocessedItems") or {}
+        except WRITE_ERRORS:
+            return self._write_each(batch)
+        return {put["PutRequest"]["Item"]["account"] for put in request.get(self.table.name, [])}
+
+    def _write_each(self, batch: list[tuple[str, dict[str, Any]]]) -> set[str]:
+        """A refused batch, item by item: only the accounts whose own item fails are lost."""
+        failed = set()
+        for account, item in batch:
+            try:
+                self.table.put_item(Item=item)
+            except WRITE_ERRORS:
+                failed.add(account)
+        return failed
 
     def _key(self, account: str, sk: str) -> dict[str, Any]:
         return {"pk": partition(self.provider, account), "sk": sk, "provider": self.provider, "account": account}
 
-    def _state_item(self, account: str, state: AccountState, now: datetime) -> dict[str, Any]:
+    def _state_item(
+        self, account: str, version: int, state: AccountState, outbox: Sequence[Pending], now: datetime
+    ) -> dict[str, Any]:
         return {
             **self._key(account, STATE),
-            "version": state.version,
+            "version": version,
             "check": str(state.check),
             "check_alerted_at": state.check_alerted_at,
             "failures": state.failures,
@@ -128,10 +216,21 @@ class Repository:
                 name: {"level": str(pool.level), "alerted_at": pool.alerted_at, "forecast": str(pool.forecast)}
                 for name, pool in state.pools.items()
             },
+            "outbox": [
+                {
+                    "id": p.message.id,
+                    "subject": p.message.subject,
+                    "email": p.message.email,
+                    "sms": p.message.sms,
+                    "attributes": p.message.attributes,
+                    "lease_until": p.lease_until,
+                }
+                for p in outbox
+            ],
             "updated_at": iso(now),
         }
 
-    def _window_item(self, account: str, pools: Windows, expires_at: int) -> dict[str, Any]:
+    def _window_item(self, account: str, pools: Windows, checked_at: str, expires_at: int) -> dict[str, Any]:
         return {
             **self._key(account, WINDOW),
             "pools": {
@@ -142,6 +241,7 @@ class Repository:
                 }
                 for name, window in pools.items()
             },
+            "checked_at": checked_at,
             "expires_at": expires_at,
         }
 
@@ -176,6 +276,15 @@ def _level(name: object) -> Level:
     return Level[str(name).upper()]
 
 
+def _stored(state: dict[str, Any] | None, window: dict[str, Any] | None) -> Stored:
+    return Stored(
+        state=_state(state),
+        windows=_windows(window),
+        outbox=tuple(_pending(entry) for entry in (state or {}).get("outbox", [])),
+        checked_at=(window or {}).get("checked_at"),
+    )
+
+
 def _state(item: dict[str, Any] | None) -> AccountState:
     if item is None:
         return AccountState()
@@ -189,6 +298,17 @@ def _state(item: dict[str, Any] | None) -> AccountState:
             for name, pool in item.get("pools", {}).items()
         },
     )
+
+
+def _pending(entry: dict[str, Any]) -> Pending:
+    message = Message(
+        id=entry["id"],
+        subject=entry["subject"],
+        email=entry["email"],
+        sms=entry["sms"],
+        attributes=dict(entry["attributes"]),
+    )
+    return Pending(message, entry["lease_until"])
 
 
 def _windows(item: dict[str, Any] | None) -> dict[str, PoolWindow]:

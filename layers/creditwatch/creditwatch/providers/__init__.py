@@ -7,10 +7,13 @@ becomes balances. Adding one means adding a module here and a block in template.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
+
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from creditwatch.domain import Balance
 
@@ -40,18 +43,73 @@ def bearer(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-def amount(body: Body, name: str) -> Decimal:
-    """A non-negative, finite number from the body: JSON numbers or numeric strings."""
-    value = body.get(name)
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal, float, str)):
-        raise UnusableResponse(f"field '{name}' is missing or not a number")
-    try:
-        number = Decimal(value.strip() if isinstance(value, str) else str(value))
-    except ArithmeticError:
-        raise UnusableResponse(f"field '{name}' is not a number") from None
+# What every store can hold: DynamoDB keeps 38 significant digits, CloudWatch takes values
+# within 2^±360, and the alert text prints the number whole. A balance outside this is garbage.
+MAX_DIGITS = 38
+MAX_CREDITS = Decimal("1E+28")
+MIN_CREDITS = Decimal("1E-28")  # the smallest non-zero balance
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+MAX_NUMBER_TEXT = 64
+TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+MAX_TIMESTAMP = 40
+
+
+def storable(number: Decimal) -> bool:
+    """Finite, non-negative, at most 38 significant digits, and zero or within 1E-28 .. 1E+28."""
     if not number.is_finite() or number < 0:
-        raise UnusableResponse(f"field '{name}' is not a non-negative finite number")
-    return number
+        return False
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        return False
+    return number == 0 or MIN_CREDITS <= number < MAX_CREDITS
+
+
+def number(value: object, name: str) -> Decimal:
+    """A storable number from a JSON number or a plain numeric string; anything else is unusable."""
+    text = isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and NUMBER_TEXT.fullmatch(value) is not None
+    json_number = isinstance(value, Decimal | int) and not isinstance(value, bool)
+    if not (text or json_number):
+        raise UnusableResponse(f"field '{name}' is missing or not a number")
+    parsed = Decimal(value)  # type: ignore[arg-type]
+    if not storable(parsed):
+        raise UnusableResponse(f"field '{name}' is not a storable non-negative number")
+    return parsed if parsed else Decimal(0)  # -0 becomes 0
+
+
+def amount(body: Body, name: str) -> Decimal:
+    """A storable number from the body's top-level field `name`."""
+    return number(body.get(name), name)
+
+
+def difference(limit: Decimal, used: Decimal, name: str) -> Decimal:
+    """limit - used, floored at 0, computed exactly or not at all."""
+    try:
+        remaining: Decimal = DYNAMODB_CONTEXT.subtract(limit, used)
+    except DecimalException:
+        raise UnusableResponse(f"'{name}' cannot be computed exactly") from None
+    return max(remaining, Decimal(0))
+
+
+def timestamp(value: object) -> str | None:
+    """A provider's own timestamp (Clado's last top-up), or None when it is not one."""
+    if isinstance(value, str) and len(value) <= MAX_TIMESTAMP and TIMESTAMP.fullmatch(value):
+        return value
+    return None
+
+
+def usable(balances: tuple[Balance, ...]) -> tuple[Balance, ...]:
+    """Every balance an adapter built, checked once more against what the stores can hold."""
+    if not balances:
+        raise UnusableResponse("no balance in body")
+    for balance in balances:
+        for field_name in ("remaining", "limit", "used"):
+            value = getattr(balance, field_name)
+            if value is not None and (not isinstance(value, Decimal) or not storable(value)):
+                raise UnusableResponse(f"pool '{balance.pool}': {field_name} is not a storable number")
+        if balance.topped_up_at is not None and timestamp(balance.topped_up_at) is None:
+            raise UnusableResponse(f"pool '{balance.pool}': top-up time is not a timestamp")
+    return balances
 
 
 def single_pool(field: str) -> Callable[[Body], tuple[Balance, ...]]:
@@ -67,4 +125,18 @@ def load(name: str) -> Provider:
     return provider
 
 
-__all__ = ["Body", "Provider", "UnusableResponse", "amount", "bearer", "header", "load", "single_pool"]
+__all__ = [
+    "Body",
+    "Provider",
+    "UnusableResponse",
+    "amount",
+    "bearer",
+    "difference",
+    "header",
+    "load",
+    "number",
+    "single_pool",
+    "storable",
+    "timestamp",
+    "usable",
+]

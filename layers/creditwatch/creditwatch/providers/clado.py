@@ -5,18 +5,12 @@ then hides the rise in the balance.
 """
 
 from creditwatch.domain import Balance
-from creditwatch.providers import Body, Provider, amount, bearer
+from creditwatch.providers import Body, Provider, amount, bearer, timestamp
 
 
 def parse(body: Body) -> tuple[Balance, ...]:
-    topped_up_at = body.get("last_topup_at")
-    return (
-        Balance(
-            pool="credits",
-            remaining=amount(body, "credits"),
-            topped_up_at=topped_up_at if isinstance(topped_up_at, str) else None,
-        ),
-    )
+    topped_up_at = timestamp(body.get("last_topup_at"))
+    return (Balance(pool="credits", remaining=amount(body, "credits"), topped_up_at=topped_up_at),)
 
 
 PROVIDER = Provider(

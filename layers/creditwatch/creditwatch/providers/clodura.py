@@ -4,10 +4,8 @@ Free Forever, Max and PAYG plans report one pool, `remainingCredits`. Prospect p
 what was used against each plan limit (`maxContacts` is a string), which gives two pools.
 """
 
-from decimal import Decimal
-
 from creditwatch.domain import Balance
-from creditwatch.providers import Body, Provider, UnusableResponse, amount, header
+from creditwatch.providers import Body, Provider, UnusableResponse, amount, difference, header
 
 
 def parse(body: Body) -> tuple[Balance, ...]:
@@ -26,7 +24,7 @@ def parse(body: Body) -> tuple[Balance, ...]:
 
 def _used_of(pool: str, body: Body, used_field: str, limit_field: str) -> Balance:
     used, limit = amount(body, used_field), amount(body, limit_field)
-    return Balance(pool=pool, remaining=max(limit - used, Decimal(0)), limit=limit, used=used)
+    return Balance(pool=pool, remaining=difference(limit, used, pool), limit=limit, used=used)
 
 
 PROVIDER = Provider(
