@@ -27,9 +27,12 @@ ROUTES = {
 @dataclass(frozen=True)
 class Reply:
     status: int = 200
-    body: Any = None  # a dict is sent as JSON, a str as it is
+    body: Any = None  # a dict or list is sent as JSON, a str or bytes as it is
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
+    delay: float = 0.0  # seconds before the reply starts
+    drip: float = 0.0  # seconds between chunks of the body (a slow or stalling provider)
+    chunk: int = 65536  # bytes per chunk written
+    length: bool = True  # send Content-Length; without it the body ends when the connection closes
 
 
 def balance(provider: str, credits: Any, **extra: Any) -> Reply:
@@ -109,17 +112,23 @@ class ProviderSimulator:
                 self._send(reply)
 
             def _send(self, reply: Reply) -> None:
-                text = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
-                payload = text.encode()
+                raw = isinstance(reply.body, str | bytes)
+                payload = reply.body if isinstance(reply.body, bytes) else str(reply.body).encode()
+                if not raw:
+                    payload = json.dumps(reply.body).encode()
                 self.send_response(reply.status)
-                content_type = "text/html" if isinstance(reply.body, str) else "application/json"
+                content_type = "text/html" if raw else "application/json"
                 for name, value in {"Content-Type": content_type, **reply.headers}.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
+                if reply.length:
+                    self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                # A client that gave up (a timeout test) has nothing left to receive.
+                # A client that gave up (a timeout or size test) has nothing left to receive.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(payload)
+                    for start in range(0, len(payload), reply.chunk):
+                        self.wfile.write(payload[start : start + reply.chunk])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
 
             def log_message(self, *_: Any) -> None:
                 pass

@@ -3,7 +3,9 @@
 import io
 import json
 import re
+import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -77,3 +79,88 @@ def aws_failure(operation: str, code: str = "InternalServerError"):
         raise ClientError({"Error": {"Code": code, "Message": f"{operation} failed"}}, operation)
 
     return fail
+
+
+class Clock:
+    """The run's wall clock, moved by hand: a later run is one whose leases have passed."""
+
+    def __init__(self) -> None:
+        from creditwatch.monitor import now
+
+        self.at = now()
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    from creditwatch import monitor
+
+    fake = Clock()
+    monkeypatch.setattr(monitor, "now", fake)
+    return fake
+
+
+class Faults:
+    """Fails chosen AWS calls, wherever the run makes them (its own clients and Powertools').
+
+    `plan` holds the 1-based positions, in the order the calls are made, of those to fail;
+    `calls` records every operation made while installed.
+    """
+
+    def __init__(self) -> None:
+        self.plan: set[int] = set()
+        self.calls: list[str] = []
+        self.start: tuple[str, int, int] | None = None
+
+    def fail(self, *positions: int) -> None:
+        self.plan, self.calls, self.start = set(positions), [], None
+
+    def fail_from(self, operation: str, count: int, skip: int = 0) -> None:
+        """Fail `count` calls in a row, starting `skip` calls after the first call of `operation`."""
+        self.plan, self.calls, self.start = set(), [], (operation, count, skip)
+
+    def wrap(self, make_api_call: Any) -> Any:
+        faults = self
+
+        def call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            faults.calls.append(operation)
+            if faults.start and operation == faults.start[0]:
+                _, count, skip = faults.start
+                position = len(faults.calls) + skip
+                faults.plan, faults.start = set(range(position, position + count)), None
+            if len(faults.calls) in faults.plan:
+                raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, operation)
+            return make_api_call(client, operation, params)
+
+        return call
+
+
+@pytest.fixture
+def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
+    from botocore.client import BaseClient
+
+    injector = Faults()
+    monkeypatch.setattr(BaseClient, "_make_api_call", injector.wrap(BaseClient._make_api_call))
+    return injector
+
+
+@pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto checks a condition and then writes without a lock, so two threads can both pass
+    one condition; DynamoDB's conditional write is atomic. Serialise moto's writes to match."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def serialised(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, serialised)

@@ -204,29 +204,50 @@ def test_a_stale_duplicate_run_loses_the_conditional_write_and_sends_nothing(lea
     assert kinds(stack.alerts()) == [("low_credits", "critical")]
 
 
-def test_simultaneous_runs_publish_exactly_once(stack, simulator, monkeypatch):
-    stack.put_secret("leadmagic", KEY)
+DUPLICATES = 8  # simultaneous deliveries of the same schedule
+
+
+def test_simultaneous_duplicate_runs_publish_each_change_exactly_once(stack, simulator, monkeypatch, atomic_dynamodb):
+    keys = {"low": "lm-key-low-aaaaaaaa", "revoked": "lm-key-revoked-bbbbbb", "fine": "lm-key-fine-cccccccc"}
+    stack.put_secret("leadmagic", {"accounts": [{"name": name, "api_key": key} for name, key in keys.items()]})
     for name, value in stack.environment("leadmagic", simulator.base_url).items():
         monkeypatch.setenv(name, value)
-    simulator.script("leadmagic", KEY, Reply(body={"credits": 50}, delay=0.3))
     lambda_handler = handler("leadmagic").lambda_handler
     from sandbox.harness import LambdaContext, scheduled_event
 
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
+    def simultaneous_runs() -> list[BaseException]:
+        barrier = threading.Barrier(DUPLICATES)
+        errors: list[BaseException] = []
 
-    def invoke() -> None:
-        barrier.wait()
-        try:
-            lambda_handler(scheduled_event(), LambdaContext())
-        except BaseException as exc:  # noqa: BLE001 (reported by the assertion below)
-            errors.append(exc)
+        def invoke() -> None:
+            barrier.wait()
+            try:
+                lambda_handler(scheduled_event(), LambdaContext())
+            except BaseException as exc:  # noqa: BLE001 (reported by the assertion below)
+                errors.append(exc)
 
-    threads = [threading.Thread(target=invoke) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        threads = [threading.Thread(target=invoke) for _ in range(DUPLICATES)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return errors
 
-    assert errors == []
-    assert kinds(stack.alerts()) == [("low_credits", "critical")]
+    rounds = [
+        {"low": balance("leadmagic", 50), "revoked": Reply(401, {"detail": "no"}), "fine": balance("leadmagic", 9e4)},
+        {"low": balance("leadmagic", 40), "revoked": Reply(401, {"detail": "no"}), "fine": balance("leadmagic", 500)},
+        {"low": balance("leadmagic", 9e4), "revoked": balance("leadmagic", 9e4), "fine": balance("leadmagic", 400)},
+    ]
+    for replies in rounds:
+        for name, reply in replies.items():
+            simulator.script("leadmagic", keys[name], Reply(reply.status, reply.body, delay=0.2))
+        assert simultaneous_runs() == []
+
+    sent = sorted((attributes(a)["account"], attributes(a)["alert"], attributes(a)["severity"]) for a in stack.alerts())
+    assert sent == [
+        ("fine", "low_credits", "warning"),
+        ("low", "low_credits", "critical"),
+        ("low", "recovered", "info"),
+        ("revoked", "check_failed", "critical"),
+        ("revoked", "recovered", "info"),
+    ]

@@ -16,7 +16,7 @@ from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
@@ -97,6 +97,8 @@ def _describe(exc: requests.RequestException) -> str:
     # ConnectionError wrapping urllib3's error.
     cause = exc.args[0] if exc.args else None
     reason = cause.reason if isinstance(cause, MaxRetryError) else cause
+    if isinstance(reason, NewConnectionError):  # a subclass of urllib3's timeout, but refused
+        return f"the provider could not be reached ({type(exc).__name__})"
     if isinstance(exc, requests.Timeout) or isinstance(reason, Urllib3Timeout):
         return "the provider timed out"
     if isinstance(exc, requests.exceptions.RetryError):

@@ -174,7 +174,7 @@ class Repository:
             response = call(RequestItems=request)
             yield response
             request = response.get(leftover) or {}
-            if not request:
+            if not request or attempt == UNPROCESSED_ROUNDS - 1:
                 return
             delay = random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2**attempt))  # noqa: S311 (jitter)
             if time.monotonic() + delay > self.deadline:
