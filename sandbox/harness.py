@@ -20,14 +20,14 @@ import boto3
 import yaml
 from aws_lambda_powertools.utilities import parameters
 
-from creditwatch import monitor
+from creditwatch import monitor, providers
 from creditwatch.domain import DEFAULT_POOL, Balance, iso
 from creditwatch.forecast import PoolWindow, advance
 from creditwatch.observability import metrics
 from creditwatch.repository import Repository, Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
-PROVIDERS = ("clodura", "clado", "cleanlist", "leadmagic")
+PROVIDERS = tuple(providers.names())
 REGION = "us-east-1"
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -7,6 +7,7 @@ becomes balances. Adding one means adding a module here and a block in template.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -117,6 +118,11 @@ def single_pool(field: str) -> Callable[[Body], tuple[Balance, ...]]:
     return lambda body: (Balance(pool="credits", remaining=amount(body, field)),)
 
 
+def names() -> list[str]:
+    """Every provider this package holds: the registry, and the only list of providers."""
+    return sorted(module.name for module in pkgutil.iter_modules(__path__) if not module.name.startswith("_"))
+
+
 def load(name: str) -> Provider:
     """The adapter for `name`, found by module name so no registry needs editing."""
     if not name.isidentifier():
@@ -134,6 +140,7 @@ __all__ = [
     "difference",
     "header",
     "load",
+    "names",
     "number",
     "single_pool",
     "storable",
