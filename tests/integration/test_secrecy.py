@@ -1,6 +1,7 @@
 """No API key, or any long piece of one, reaches a log line, an item, a metric, an alert or an error."""
 
 import logging
+import socket
 
 import pytest
 
@@ -81,3 +82,77 @@ def test_logs_identify_a_key_by_its_last_four_characters_only(stack, simulator, 
 
     assert f'"key":"…{KEYS["revoked"][-4:]}"' in logs.getvalue()
     assert_no_key_in(logs.getvalue())
+
+
+@pytest.fixture
+def everything_at_debug(caplog):
+    """Our logger and every library's (botocore, boto3, urllib3, requests) at DEBUG, and the root too."""
+    from creditwatch.observability import LIBRARY_LOGGERS
+
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    saved = [each.level for each in loggers]
+    caplog.set_level(logging.DEBUG)
+    logger.setLevel(logging.DEBUG)
+    for each in loggers:
+        each.setLevel(logging.DEBUG)
+    yield
+    logger.setLevel(logging.INFO)
+    for each, level in zip(loggers, saved, strict=True):
+        each.setLevel(level)
+
+
+REFLECTED = KEYS["revoked"]
+
+
+def reflecting(provider: str) -> Reply:
+    """A provider that echoes the key back wherever it can: headers, error text, fields."""
+    return Reply(
+        200,
+        {"error": f"invalid key {REFLECTED}", "credits": REFLECTED, "last_topup_at": REFLECTED},
+        headers={"Content-Type": f"text/{REFLECTED}", "X-Echo": REFLECTED, "Location": f"/?k={REFLECTED}"},
+    )
+
+
+FAILURE_PATHS = {
+    "refused": None,  # BASE_URL points at a port nobody listens on
+    "timeout": Reply(body={"credits": 1}, delay=1.0),
+    "retry": Reply(503, {"detail": REFLECTED}, headers={"Retry-After": "0", "X-Echo": REFLECTED}),
+    "redirect": Reply(302, {"moved": REFLECTED}, headers={"Location": f"https://evil.example/{REFLECTED}"}),
+    "reflecting": "reflecting",
+    "rejected": Reply(401, {"detail": f"key {REFLECTED} revoked"}, headers={"WWW-Authenticate": REFLECTED}),
+}
+
+
+@pytest.mark.parametrize("path", FAILURE_PATHS)
+@pytest.mark.parametrize("provider", ["clodura", "leadmagic"])
+def test_no_key_leaks_on_any_failure_path_with_every_logger_at_debug(
+    stack: Stack, simulator: ProviderSimulator, capsys, caplog, logs, monkeypatch, everything_at_debug, provider, path
+):
+    from creditwatch import http
+
+    monkeypatch.setattr(http, "READ_TIMEOUT", 0.3)
+    reply = FAILURE_PATHS[path]
+    base_url = simulator.base_url
+    if reply is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base_url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    elif reply == "reflecting":
+        reply = reflecting(provider)
+    if isinstance(reply, Reply):
+        simulator.script(provider, REFLECTED, reply)
+    stack.put_secret(provider, {"accounts": [{"name": "victim", "api_key": REFLECTED}]})
+    env = stack.environment(provider, base_url, FAILURES_BEFORE_ALERT="1")
+
+    errors = []
+    for _ in range(2):
+        try:
+            stack.invoke(provider, env)
+        except Exception as exc:  # noqa: BLE001 (its text is checked below)
+            errors.append(f"{exc!r} {exc}")
+
+    assert len(stack.alerts()) == 1
+    assert "DEBUG" in logs.getvalue()  # the libraries really did log at DEBUG
+    for text in (logs.getvalue(), caplog.text, capsys.readouterr().out, repr(stack.alerts()), repr(stack.items())):
+        assert_no_key_in(text)
+    assert_no_key_in(" ".join(errors))
