@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: test demo lint bench validate sam-validate build clean
@@ -15,16 +16,22 @@ $(STAMP): requirements-dev.txt layers/creditwatch/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 ## test: lint, type-check, validate the template, run every test
 test: lint
 	$(BIN)/pytest
 
-## lint: ruff (lint + format check), mypy on the shared package, cfn-lint on the template
-lint: $(STAMP)
+## lint: ruff (lint + format check), mypy on the shared package, cfn-lint and checkov on the template
+lint: $(STAMP) $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
 
 ## demo: run the real handlers against moto and the provider simulator; no AWS account needed
 demo: $(STAMP)
@@ -44,4 +51,4 @@ build: sam-validate
 	$(SAM_VENV)/bin/sam build
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

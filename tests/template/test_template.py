@@ -245,3 +245,38 @@ def test_dashboard_draws_thresholds_as_horizontal_annotations():
     ]
     days = widgets["Days until empty"]["annotations"]["horizontal"]
     assert [(a["label"], a["value"]) for a in days] == [("forecast warning", 7), ("forecast critical", 2)]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_schedule_is_named_after_the_stack_so_two_stacks_can_share_a_region(provider):
+    schedule = function(provider)["Properties"]["Events"]["Schedule"]["Properties"]
+    assert schedule["Name"] == f"${{AWS::StackName}}-{provider}"
+
+
+@pytest.mark.parametrize(
+    "parameter", ["WarningThreshold", "CriticalThreshold", "ForecastWarningDays", "ForecastCriticalDays"]
+)
+def test_numbers_written_into_the_dashboard_json_are_valid_json_numbers(parameter):
+    """Fn::Sub puts these into the dashboard body as bare numbers: "0500" would be invalid JSON."""
+    import re
+
+    pattern = re.compile(template()["Parameters"][parameter]["AllowedPattern"])
+    percent = "%" if "Threshold" in parameter else ""
+    for accepted in ("0", "7", "500", "0.5", "12.25"):
+        assert pattern.fullmatch(accepted + percent) or pattern.fullmatch(accepted), accepted
+        json.loads(accepted)
+    for refused in ("0500", "00", "01.5", ".5", "5.", "-1", "1e3", ""):
+        assert not pattern.fullmatch(refused), refused
+        assert not pattern.fullmatch(refused + percent), refused
+
+
+def test_every_checkov_skip_is_justified():
+    skips = [
+        (name, skip)
+        for name, resource in RESOURCES.items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for name, skip in skips:
+        assert skip["id"].startswith("CKV_"), name
+        assert len(skip.get("comment", "")) > 40, f"{name}: {skip['id']} needs a reason"
