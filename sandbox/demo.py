@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -82,16 +83,23 @@ def seed(stack: Stack, simulator: ProviderSimulator) -> None:
         )
 
 
-def run_all(stack: Stack, simulator: ProviderSimulator) -> int:
-    """Run every handler once with its output captured; return how many lines it wrote."""
+@contextlib.contextmanager
+def captured() -> Iterator[io.StringIO]:
+    """The JSON logs and EMF lines that would go to CloudWatch Logs, kept off the screen."""
     output = io.StringIO()
     previous = logger.registered_handler.setStream(output)  # type: ignore[attr-defined]
     try:
         with contextlib.redirect_stdout(output):
-            for provider in PROVIDERS:
-                stack.invoke(provider, stack.environment(provider, simulator.base_url))
+            yield output
     finally:
         logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def run_all(stack: Stack, simulator: ProviderSimulator) -> int:
+    """Run every handler once with its output captured; return how many lines it wrote."""
+    with captured() as output:
+        for provider in PROVIDERS:
+            stack.invoke(provider, stack.environment(provider, simulator.base_url))
     return output.getvalue().count("\n")
 
 
@@ -102,8 +110,9 @@ def rows(stack: Stack) -> list[list[str]]:
         latest[(item["pk"], item["pool"])] = item
     table = []
     for provider, accounts in ACCOUNTS.items():
-        loaded = Repository(stack.table, provider, retention_days=90).load([name for name, *_ in accounts])
-        for name, (state, windows) in loaded.items():
+        loaded, _ = Repository(stack.table, provider, retention_days=90).load([name for name, *_ in accounts])
+        for name, stored in loaded.items():
+            state, windows = stored.state, stored.windows
             pools = [item for (pk, _), item in latest.items() if pk == f"{provider}#{name}"]
             if not pools:
                 failing = f"check failing ({state.failures} runs)"
@@ -137,8 +146,9 @@ def print_table(header: list[str], body: list[list[str]]) -> None:
 def main() -> None:
     os.environ.update(FAKE_AWS_ENV)
     with mock_aws(), ProviderSimulator() as simulator:
-        stack = Stack()
-        seed(stack, simulator)
+        with captured():
+            stack = Stack()
+            seed(stack, simulator)
         written = run_all(stack, simulator)
         first = list(stack.alerts())
         run_all(stack, simulator)

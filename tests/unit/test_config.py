@@ -59,6 +59,12 @@ def test_a_missing_required_variable_is_named(name):
         ({"FORECAST_CRITICAL_DAYS": "-1"}, "FORECAST_CRITICAL_DAYS"),
         ({"FORECAST_WARNING_DAYS": "3", "FORECAST_CRITICAL_DAYS": "5"}, "FORECAST_CRITICAL_DAYS"),
         ({"REMIND_AFTER_HOURS": "-1"}, "REMIND_AFTER_HOURS"),
+        ({"RETENTION_DAYS": "9" * 5000}, "RETENTION_DAYS"),  # would overflow a timedelta
+        ({"RETENTION_DAYS": "100000"}, "RETENTION_DAYS"),
+        ({"RETENTION_DAYS": "٣"}, "RETENTION_DAYS"),  # a digit, but not an ASCII one
+        ({"BURN_WINDOW_HOURS": "1e9"}, "BURN_WINDOW_HOURS"),
+        ({"FORECAST_WARNING_DAYS": "1e999999"}, "FORECAST_WARNING_DAYS"),
+        ({"FORECAST_WARNING_DAYS": "Infinity"}, "FORECAST_WARNING_DAYS"),
     ],
 )
 def test_invalid_values_name_their_field(overrides, field):

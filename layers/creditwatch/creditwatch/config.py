@@ -95,25 +95,24 @@ def parse_base_url(raw: str) -> str:
     return parts.url.rstrip("/")
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1, maximum: int = 10_000) -> int:
     raw = env.get(name, "").strip() or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+        raise ConfigError(f"{name}: {raw[:20]!r} is not a whole number from {minimum} to {maximum}")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}: must be from {minimum} to {maximum}, got {value}")
     return value
 
 
-def _positive_number(env: Mapping[str, str], name: str, default: str) -> Decimal:
+def _positive_number(env: Mapping[str, str], name: str, default: str, maximum: int = 36_500) -> Decimal:
     raw = env.get(name, "").strip() or default
     try:
-        value = Decimal(raw)
+        value = Decimal(raw) if len(raw) <= 20 else Decimal("NaN")
     except InvalidOperation:
-        raise ConfigError(f"{name}: {raw!r} is not a number") from None
-    if not value.is_finite() or value <= 0:
-        raise ConfigError(f"{name}: must be a positive number, got {raw!r}")
+        raise ConfigError(f"{name}: {raw[:20]!r} is not a number") from None
+    if not value.is_finite() or not 0 < value <= maximum:
+        raise ConfigError(f"{name}: must be a positive number up to {maximum}, got {raw[:20]!r}")
     return value
 
 
@@ -165,13 +164,13 @@ class Settings:
                 {name: _required(env, name) for name in THRESHOLD_VARIABLES}, THRESHOLD_VARIABLES
             ),
             base_url=parse_base_url(base_url) if base_url else None,
-            retention_days=_positive_int(env, "RETENTION_DAYS", 90),
-            failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3),
+            retention_days=_positive_int(env, "RETENTION_DAYS", 90, maximum=3650),
+            failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3, maximum=1000),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "CreditWatch",
-            burn_window_hours=_positive_int(env, "BURN_WINDOW_HOURS", 72),
+            burn_window_hours=_positive_int(env, "BURN_WINDOW_HOURS", 72, maximum=8760),
             forecast_warning_days=warning_days,
             forecast_critical_days=critical_days,
-            remind_after_hours=_positive_int(env, "REMIND_AFTER_HOURS", 24, minimum=0),
+            remind_after_hours=_positive_int(env, "REMIND_AFTER_HOURS", 24, minimum=0, maximum=8760),
         )
 
 
