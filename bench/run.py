@@ -8,6 +8,7 @@ Exits non-zero when a target is missed.
 from __future__ import annotations
 
 import collections
+import gzip
 import math
 import os
 import subprocess
@@ -19,18 +20,36 @@ from decimal import Decimal
 
 from moto import mock_aws
 
-from creditwatch import monitor
+from creditwatch import http, monitor, providers
 from creditwatch.domain import AccountState, Balance, Checked, Policy, Threshold, Thresholds, evaluate
 from creditwatch.observability import logger
+from creditwatch.redaction import Redactor
 from sandbox.harness import FAKE_AWS_ENV, ROOT, Stack
-from sandbox.simulator import ProviderSimulator, balance
+from sandbox.simulator import ProviderSimulator, Reply, balance
 
 ACCOUNTS = 300
 TARGETS = {
     "import_s": 2.0,  # cold-start import of the shared package and its libraries
-    "run_s": 8.0,  # one run over ACCOUNTS accounts, moto and loopback HTTP included
+    "run_s": 10.0,  # one run over ACCOUNTS accounts, moto and loopback HTTP included
     "peak_mib": 32.0,  # traced Python allocations during that run
     "evaluations_per_s": 10_000.0,  # pure domain throughput, forecast over 72 points included
+    "redact_line_ms": 0.5,  # one 600-character log line cleaned of 5,000 known keys
+}
+# One request against a hostile provider: (reply, peak MiB target, seconds target).
+BUDGET = 2.0  # the request budget used here, in place of http.REQUEST_BUDGET, to keep the bench short
+HOSTILE = {
+    "20 MiB body": (Reply(body=b"{" + b" " * (20 * 2**20) + b"}"), 2.0, 5.0),
+    "gzip bomb (40 KB -> 40 MiB)": (
+        Reply(body=gzip.compress(b"{" + b" " * (40 * 2**20) + b"}"), headers={"Content-Encoding": "gzip"}),
+        2.0,
+        5.0,
+    ),
+    "dripped body (1 B / 0.1 s)": (
+        Reply(body=b'{"credits": 1' + b" " * 100 + b"}", chunk=1, drip=0.1),
+        2.0,
+        BUDGET + 1,
+    ),
+    "hung provider": (Reply(body={"credits": 1}, delay=30), 2.0, http.READ_TIMEOUT + 1),
 }
 
 
@@ -52,6 +71,34 @@ def evaluations_per_second() -> float:
         evaluation = evaluate("p", "a", start + timedelta(hours=hour), state, windows, outcome, policy)
         state, windows = evaluation.state, evaluation.windows
     return count / (time.perf_counter() - began)
+
+
+def redact_line_ms() -> float:
+    redactor = Redactor()
+    redactor.add(f"bench-key-{index:06d}-{'x' * 16}" for index in range(5000))
+    line = '{"level":"INFO","message":"balance checked","account":"account-17","remaining":"42.5"}' * 7
+    began = time.perf_counter()
+    for _ in range(1000):
+        redactor(line)
+    return time.perf_counter() - began  # 1,000 lines: seconds x 1000 / 1000 = ms per line
+
+
+def hostile_requests() -> dict[str, tuple[float, float]]:
+    """Peak traced MiB and seconds of one check against each hostile reply."""
+    figures = {}
+    provider = providers.load("leadmagic")
+    http.REQUEST_BUDGET = BUDGET
+    with ProviderSimulator() as simulator:
+        for name, (reply, _, _) in HOSTILE.items():
+            simulator.script("leadmagic", "bench-hostile-key-0001", reply)
+            session = http.new_session()
+            tracemalloc.start()
+            began = time.perf_counter()
+            http.fetch(session, provider, simulator.base_url, "bench-hostile-key-0001")
+            seconds = time.perf_counter() - began
+            figures[name] = (tracemalloc.get_traced_memory()[1] / 2**20, seconds)
+            tracemalloc.stop()
+    return figures
 
 
 def two_runs() -> list[tuple[float, float, dict[str, int]]]:
@@ -92,7 +139,11 @@ def two_runs() -> list[tuple[float, float, dict[str, int]]]:
 def main() -> int:
     os.environ.update(FAKE_AWS_ENV)
     os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-    figures = {"import_s": import_seconds(), "evaluations_per_s": evaluations_per_second()}
+    figures = {
+        "import_s": import_seconds(),
+        "evaluations_per_s": evaluations_per_second(),
+        "redact_line_ms": redact_line_ms(),
+    }
     (first_s, first_mib, first_calls), (figures["run_s"], figures["peak_mib"], calls) = two_runs()
     print(f"creditwatch bench: LeadMagic runs over {ACCOUNTS} accounts (moto + loopback simulator)\n")
     print(f"  first run (every account new): {first_s:.2f} s, peak {first_mib:.2f} MiB, DynamoDB {first_calls}")
@@ -118,6 +169,16 @@ def main() -> int:
         failed |= not ok
         print(f"  {operation:<20} {actual:>12}   expected <= {expected}   {'ok' if ok else 'MISSED'}")
     print(f"  {'per account':<20} {sum(calls.values()) / ACCOUNTS:>12.2f}")
+    limits = f"request budget {BUDGET:g} s, read timeout {http.READ_TIMEOUT:g} s, body {http.MAX_BODY // 1024} KiB"
+    print(f"\n  One request against a hostile provider ({limits}):")
+    for name, (peak, seconds) in hostile_requests().items():
+        _, peak_target, seconds_target = HOSTILE[name]
+        ok = peak <= peak_target and seconds <= seconds_target
+        failed |= not ok
+        print(
+            f"  {name:<28} peak {peak:6.2f} MiB (<= {peak_target:g})   {seconds:5.2f} s (<= {seconds_target:g})"
+            f"   {'ok' if ok else 'MISSED'}"
+        )
     return 1 if failed else 0
 
 

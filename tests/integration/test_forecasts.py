@@ -104,19 +104,19 @@ def test_reminder_comes_after_the_interval_and_not_sooner(stack, simulator):
     assert alerts[1]["Subject"].startswith("[creditwatch] Reminder: WARNING LeadMagic/default/credits")
 
 
-def test_reminder_is_sent_once_by_simultaneous_duplicate_runs(stack, simulator, monkeypatch):
+def test_reminder_is_sent_once_by_simultaneous_duplicate_runs(stack, simulator, monkeypatch, atomic_dynamodb):
     env = setup(stack, simulator, 500)
     stack.invoke("leadmagic", env)
     age_alert(stack, 30)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(8)
 
     def invoke() -> None:
         barrier.wait()
         handler("leadmagic").lambda_handler(scheduled_event(), LambdaContext())
 
-    threads = [threading.Thread(target=invoke) for _ in range(4)]
+    threads = [threading.Thread(target=invoke) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:

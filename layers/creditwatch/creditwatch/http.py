@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, Self
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -91,11 +92,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _describe(exc: requests.RequestException | urllib3.exceptions.HTTPError) -> str:
     """A failure in words, without the exception text (which can carry the URL and more)."""
-    # requests reports a timeout while streaming, or one whose retries ran out, as a
-    # ConnectionError wrapping urllib3's error.
-    cause = exc.args[0] if exc.args else None
+    # requests reports a timeout whose retries ran out as a ConnectionError wrapping urllib3's
+    # error; reading the body raw raises urllib3's own errors.
+    cause = exc if isinstance(exc, urllib3.exceptions.HTTPError) else (exc.args[0] if exc.args else None)
     reason = cause.reason if isinstance(cause, MaxRetryError) else cause
     if isinstance(reason, NewConnectionError):  # a subclass of urllib3's timeout, but refused
         return f"the provider could not be reached ({type(exc).__name__})"
@@ -112,12 +113,15 @@ def _read(response: requests.Response, deadline: float) -> bytes:
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise TooLarge
     body = bytearray()
-    for chunk in response.iter_content(CHUNK):
+    # read1 returns after a single read from the socket (and decompresses at most CHUNK bytes
+    # of it), so a body dripped a byte at a time still meets the deadline check every read.
+    while chunk := response.raw.read1(CHUNK, decode_content=True):
         body += chunk
         if len(body) > MAX_BODY:
             raise TooLarge
         if time.monotonic() > deadline:
             raise TooSlow
+    response.raw.release_conn()  # read to the end: the connection goes back to the pool for the next check
     return bytes(body)
 
 
@@ -142,7 +146,7 @@ def fetch(session: requests.Session, provider: Provider, base_url: str, api_key:
             if status != 200:
                 return Unavailable(f"the provider answered HTTP {status}")
             content = _read(response, deadline)
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         return Unavailable(_describe(exc))
     except TooLarge:
         return Unavailable(f"unusable response: body larger than {MAX_BODY} bytes")
