@@ -1,27 +1,34 @@
-"""A local stand-in for the four providers' credits endpoints, on 127.0.0.1.
+"""A local stand-in for every defined provider's credits endpoint, on 127.0.0.1.
 
-It checks each provider's auth header the way its docs describe (Clodura X-API-KEY, Clado and
-Cleanlist Bearer, LeadMagic X-API-Key) and answers 401 for a missing or unknown key. Each
-registered key plays a script of replies; the last reply repeats.
+Its routes come from the provider registry: each definition's path, and its key where the
+definition says it travels (a header, a Bearer token or a query parameter), checked the way
+the real API does: a missing or unknown key gets 401. Each registered key plays a script of
+replies; the last reply repeats.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
-# path -> (provider, header carrying the key, scheme prefix)
-ROUTES = {
-    "/api/v1/credits": ("clodura", "X-API-KEY", ""),
-    "/api/credits": ("clado", "Authorization", "Bearer "),
-    "/api/v1/public/credits/balance": ("cleanlist", "Authorization", "Bearer "),
-    "/v1/credits": ("leadmagic", "X-API-Key", ""),
-}
+from creditwatch import providers
+from creditwatch.providers import Provider
+
+
+def routes() -> dict[str, list[Provider]]:
+    """path -> the providers defined there (several may share one path)."""
+    table: dict[str, list[Provider]] = {}
+    for name in providers.names():
+        provider = providers.load(name)
+        table.setdefault(provider.path, []).append(provider)
+    return table
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,19 @@ class Reply:
 
 
 def balance(provider: str, credits: Any, **extra: Any) -> Reply:
-    """A documented 200 body for a single-pool balance."""
-    field_name = "remainingCredits" if provider == "clodura" else "credits"
-    body = {field_name: credits, **extra}
-    if provider == "clado":
-        body.setdefault("last_topup_at", None)
-    if provider == "cleanlist":
-        body.setdefault("organization_id", "org_sim")
-    return Reply(body=body)
+    """The provider's documented example answer, with its first pool's balance set to `credits`."""
+    definition = providers.load(provider)
+    body = copy.deepcopy(dict(definition.example or {}))
+    pool = next(p for p in definition.pools if p.remaining is not None)
+    assert pool.remaining is not None
+    *parents, leaf = pool.remaining.source.split(".")  # the examples' paths are plain a.b.c
+    where = body
+    for parent in parents:
+        where = where.setdefault(parent, {})
+    where[leaf] = credits
+    if definition.topped_up_at is not None:
+        body[definition.topped_up_at.source] = None  # never topped up, unless `extra` says so
+    return Reply(body={**body, **extra})
 
 
 def prospect(contacts_used: int, max_contacts: int, dials_used: int, max_dials: int) -> Reply:
@@ -60,6 +72,7 @@ def prospect(contacts_used: int, max_contacts: int, dials_used: int, max_dials: 
 
 class ProviderSimulator:
     def __init__(self) -> None:
+        self.routes = routes()
         self.scripts: dict[tuple[str, str], list[Reply]] = {}
         self.calls: list[tuple[str, str]] = []  # (provider, path) of every request, authorised or not
         self._lock = threading.Lock()
@@ -99,17 +112,28 @@ class ProviderSimulator:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                route = ROUTES.get(self.path)
-                if route is None:
+                path, _, query = self.path.partition("?")
+                defined = simulator.routes.get(path)
+                if not defined:
                     self._send(Reply(404, {"detail": "Not Found"}))
                     return
-                provider, header, scheme = route
-                simulator.calls.append((provider, self.path))
-                value = self.headers.get(header, "")
-                api_key = value[len(scheme) :] if value.startswith(scheme) else None
-                reply = simulator._next_reply(provider, api_key)
+                # Where several providers share a path, the one that knows the key answers.
+                keys = [(provider.name, self._key(provider, query)) for provider in defined]
+                name, api_key = next(((n, k) for n, k in keys if (n, k or "") in simulator.scripts), keys[0])
+                simulator.calls.append((name, path))
+                reply = simulator._next_reply(name, api_key)
                 time.sleep(reply.delay)
                 self._send(reply)
+
+            def _key(self, provider: Provider, query: str) -> str | None:
+                kind, name = provider.auth
+                if kind == "query":
+                    values = parse_qs(query).get(name)
+                    return values[0] if values else None
+                value = self.headers.get(name, "")
+                if kind == "bearer":
+                    return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
+                return value or None
 
             def _send(self, reply: Reply) -> None:
                 raw = isinstance(reply.body, str | bytes)

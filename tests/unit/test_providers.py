@@ -37,7 +37,7 @@ def check(name: str, status: int = 200, body: object = None, **kwargs: object):
 def test_documented_endpoint_and_auth_header(name, url, header, value):
     provider = providers.load(name)
     assert provider.base_url + provider.path == url
-    assert provider.auth(KEY) == {header: value}
+    assert provider.credentials(KEY) == ({header: value}, {})
 
 
 def test_clodura_common_credit_pool():
@@ -108,11 +108,12 @@ def test_auth_and_payment_statuses(status, expected):
         ("leadmagic", 200, '{"credits": Infinity}', "not JSON"),
         ("leadmagic", 200, {"credits": "12abc"}, "'credits' is missing or not a number"),
         ("leadmagic", 200, {"credits": True}, "'credits' is missing or not a number"),
-        ("leadmagic", 200, {"credits": None}, "'credits' is missing or not a number"),
+        ("leadmagic", 200, {"credits": None}, "none of the definition's pools"),
         ("leadmagic", 200, {"credits": -1}, "non-negative"),
-        ("leadmagic", 200, {}, "'credits' is missing"),
+        ("leadmagic", 200, {}, "none of the definition's pools"),
         ("cleanlist", 200, [1], "not a JSON object"),
-        ("clodura", 200, {"contactsView": 1}, "neither"),
+        ("clodura", 200, {"contactsView": 1}, "'maxContacts' is missing"),
+        ("clodura", 200, {"unrelated": 1}, "none of the definition's pools"),
         (
             "clodura",
             200,

@@ -116,7 +116,7 @@ class Checked:
 
 @dataclass(frozen=True)
 class Rejected:
-    """The provider refused the key (401/403)."""
+    """The provider refused the key: 401/403, or a 200 whose body says so (status 200)."""
 
     status: int
 
@@ -311,7 +311,8 @@ def evaluate(
 
     failures = previous.failures + 1
     if isinstance(outcome, Rejected):
-        level, reason = Level.CRITICAL, f"the API key was rejected (HTTP {outcome.status})"
+        said = f"HTTP {outcome.status}" if outcome.status != 200 else "the answer says the key is invalid"
+        level, reason = Level.CRITICAL, f"the API key was rejected ({said})"
     elif isinstance(outcome, Misconfigured):
         level, reason = Level.CRITICAL, f"its entry in the secret is invalid: {outcome.problem}"
     else:

@@ -130,10 +130,12 @@ def fetch(session: requests.Session, provider: Provider, base_url: str, api_key:
     started = time.monotonic()
     deadline = started + REQUEST_BUDGET
     token = _request_deadline.set(deadline)
+    headers, params = provider.credentials(api_key)
     try:
         with session.get(
             base_url + provider.path,
-            headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate", **provider.auth(api_key)},
+            headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate", **headers},
+            params=params,
             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             allow_redirects=False,
             stream=True,
@@ -165,6 +167,8 @@ def _classify(provider: Provider, content: bytes) -> Outcome:
     if not isinstance(body, dict):
         return Unavailable("unusable response: body is not a JSON object")
     try:
+        if provider.rejects(body):
+            return Rejected(200)
         return Checked(usable(provider.parse(body)))
     except UnusableResponse as exc:
         return Unavailable(f"unusable response: {exc}")

@@ -1,48 +1,33 @@
-"""Provider adapters: one small module per provider, each exposing `PROVIDER`.
+"""Providers as data: each provider is one definition file, `<name>.yaml`, in this folder.
 
-A provider is its base URL and credits path, how the key is sent, and how the JSON body
-becomes balances. Adding one means adding a module here and a block in template.yaml.
+A definition says where the credits endpoint is, how the key travels, and which JMESPath
+expressions over the JSON body hold each pool's balance. The engine owns everything risky:
+evaluating the expressions on hostile bodies, parsing numbers strictly to Decimal, and checking
+every balance against what DynamoDB, CloudWatch and the alert text can hold. A definition is
+validated when it loads; an error names the file and the field.
+
+The folder is the registry: `names()` lists it, and tests, the demo and the simulator read it.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, DecimalException
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jmespath
+import yaml
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
+from jmespath.exceptions import JMESPathError
 
 from creditwatch.domain import Balance
 
 Body = Mapping[str, Any]
-
-
-class UnusableResponse(ValueError):
-    """The provider answered 2xx with a body that is not a balance."""
-
-
-@dataclass(frozen=True)
-class Provider:
-    name: str
-    title: str
-    base_url: str
-    path: str
-    auth: Callable[[str], dict[str, str]]
-    parse: Callable[[Body], tuple[Balance, ...]]
-    top_up: str  # where a person tops up, for alert texts
-
-
-def header(name: str) -> Callable[[str], dict[str, str]]:
-    return lambda api_key: {name: api_key}
-
-
-def bearer(api_key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"}
-
+FOLDER = Path(__file__).parent
 
 # What every store can hold: DynamoDB keeps 38 significant digits, CloudWatch takes values
 # within 2^±360, and the alert text prints the number whole. A balance outside this is garbage.
@@ -55,6 +40,88 @@ TIMESTAMP = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
 MAX_TIMESTAMP = 40
+
+NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+POOL = re.compile(r"[a-z0-9_]{1,40}")
+TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a header or query parameter name
+PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
+BASE_URL = re.compile(r"https://[a-z0-9.-]{1,200}(?::[0-9]{1,5})?")
+TEXT = re.compile(r"[ -~]{1,200}")  # printable ASCII, as alert subjects need
+KEYS = {"name", "title", "docs", "request", "pools", "rejected_when", "topped_up_at", "example"}
+REQUEST_KEYS = {"base_url", "path", "method", "auth"}
+POOL_FIELDS = ("remaining", "limit", "used")
+
+
+class UnusableResponse(ValueError):
+    """The provider answered 2xx with a body that is not a balance."""
+
+
+class DefinitionError(ValueError):
+    """A provider definition is invalid. The message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A JMESPath expression, kept with its text for error messages."""
+
+    source: str
+    compiled: Any
+
+    def search(self, body: Body) -> Any:
+        try:
+            return self.compiled.search(body)
+        except (JMESPathError, TypeError, ValueError, ArithmeticError, RecursionError):
+            raise UnusableResponse(f"'{self.source}' could not be evaluated on this body") from None
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    remaining: Expression | None = None
+    limit: Expression | None = None
+    used: Expression | None = None
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    title: str
+    top_up: str  # where a person tops up or manages keys, for alert texts
+    base_url: str
+    path: str
+    auth: tuple[str, str]  # ("header", name) | ("bearer", "Authorization") | ("query", name)
+    pools: tuple[Pool, ...]
+    rejected_when: Expression | None = None
+    topped_up_at: Expression | None = None
+    example: Mapping[str, Any] | None = None  # a documented answer, for the simulator and tests
+
+    def credentials(self, api_key: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The headers and query parameters that carry the key."""
+        kind, name = self.auth
+        if kind == "query":
+            return {}, {name: api_key}
+        return {name: f"Bearer {api_key}" if kind == "bearer" else api_key}, {}
+
+    def rejects(self, body: Body) -> bool:
+        """True when a 200 answer says the key is not valid (`rejected_when`)."""
+        return self.rejected_when is not None and self.rejected_when.search(body) is True
+
+    def parse(self, body: Body) -> tuple[Balance, ...]:
+        """Every pool the body reports; a pool whose fields are all absent is not in this answer."""
+        topped_up_at = timestamp(self.topped_up_at.search(body)) if self.topped_up_at else None
+        balances = []
+        for pool in self.pools:
+            found = {field: getattr(pool, field).search(body) for field in POOL_FIELDS if getattr(pool, field)}
+            if all(value is None for value in found.values()):
+                continue
+            values = {field: number(value, getattr(pool, field).source) for field, value in found.items()}
+            remaining = values.get("remaining")
+            if remaining is None:
+                remaining = difference(values["limit"], values["used"], pool.name)
+            balances.append(Balance(pool.name, remaining, values.get("limit"), values.get("used"), topped_up_at))
+        if not balances:
+            raise UnusableResponse("none of the definition's pools is in the body")
+        return tuple(balances)
 
 
 def storable(number: Decimal) -> bool:
@@ -78,11 +145,6 @@ def number(value: object, name: str) -> Decimal:
     return parsed if parsed else Decimal(0)  # -0 becomes 0
 
 
-def amount(body: Body, name: str) -> Decimal:
-    """A storable number from the body's top-level field `name`."""
-    return number(body.get(name), name)
-
-
 def difference(limit: Decimal, used: Decimal, name: str) -> Decimal:
     """limit - used, floored at 0, computed exactly or not at all."""
     try:
@@ -100,11 +162,11 @@ def timestamp(value: object) -> str | None:
 
 
 def usable(balances: tuple[Balance, ...]) -> tuple[Balance, ...]:
-    """Every balance an adapter built, checked once more against what the stores can hold."""
+    """Every balance the engine built, checked once more against what the stores can hold."""
     if not balances:
         raise UnusableResponse("no balance in body")
     for balance in balances:
-        for field_name in ("remaining", "limit", "used"):
+        for field_name in POOL_FIELDS:
             value = getattr(balance, field_name)
             if value is not None and (not isinstance(value, Decimal) or not storable(value)):
                 raise UnusableResponse(f"pool '{balance.pool}': {field_name} is not a storable number")
@@ -113,37 +175,99 @@ def usable(balances: tuple[Balance, ...]) -> tuple[Balance, ...]:
     return balances
 
 
-def single_pool(field: str) -> Callable[[Body], tuple[Balance, ...]]:
-    """The common shape: one balance in one field."""
-    return lambda body: (Balance(pool="credits", remaining=amount(body, field)),)
-
-
 def names() -> list[str]:
-    """Every provider this package holds: the registry, and the only list of providers."""
-    return sorted(module.name for module in pkgutil.iter_modules(__path__) if not module.name.startswith("_"))
+    """Every provider defined in this folder: the registry, and the only list of providers."""
+    return sorted(path.stem for path in FOLDER.glob("*.yaml"))
 
 
+@cache
 def load(name: str) -> Provider:
-    """The adapter for `name`, found by module name so no registry needs editing."""
-    if not name.isidentifier():
-        raise ValueError(f"provider: {name!r} is not a provider name")
-    provider: Provider = importlib.import_module(f"{__name__}.{name}").PROVIDER
-    return provider
+    """The provider defined in `<name>.yaml`, validated."""
+    if not NAME.fullmatch(name) or not (FOLDER / f"{name}.yaml").is_file():
+        raise ValueError(f"provider: {name!r} is not a provider name ({', '.join(names())})")
+    return parse_definition(f"{name}.yaml", (FOLDER / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+def parse_definition(file: str, text: str) -> Provider:
+    """A provider from a definition's text; every error names `file` and the field."""
+
+    def fail(field: str, problem: str) -> DefinitionError:
+        return DefinitionError(f"{file}: {field}: {problem}")
+
+    def string(value: object, field: str, pattern: re.Pattern[str]) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise fail(field, f"must match {pattern.pattern}")
+        return value
+
+    def expression(value: object, field: str) -> Expression:
+        if not isinstance(value, str) or not value.strip():
+            raise fail(field, "must be a JMESPath expression")
+        try:
+            return Expression(value, jmespath.compile(value))
+        except JMESPathError as error:
+            raise fail(field, f"not a JMESPath expression ({type(error).__name__})") from None
+
+    def mapping(value: object, field: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise fail(field, "must be a mapping")
+        if unknown := set(value) - allowed:
+            raise fail(field, f"unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}")
+        return value
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise fail("(file)", f"not YAML ({type(error).__name__})") from None
+    doc = mapping(doc, "(file)", KEYS)
+    name = string(doc.get("name"), "name", NAME)
+    if f"{name}.yaml" != Path(file).name:
+        raise fail("name", f"must be the file's name without .yaml, not {name!r}")
+    request = mapping(doc.get("request"), "request", REQUEST_KEYS)
+    if request.get("method", "GET") != "GET":
+        raise fail("request.method", "only GET is supported")
+    auth = mapping(request.get("auth"), "request.auth", {"header", "bearer", "query"})
+    if len(auth) != 1:
+        raise fail("request.auth", "exactly one of {header: NAME} | {bearer: true} | {query: NAME}")
+    ((kind, value),) = auth.items()
+    if kind == "bearer" and value is not True:
+        raise fail("request.auth.bearer", "must be true")
+    pools_doc = doc.get("pools")
+    if not isinstance(pools_doc, dict) or not pools_doc:
+        raise fail("pools", "must map one or more pool names to their fields")
+    pools = []
+    for pool_name, fields in pools_doc.items():
+        where = f"pools.{pool_name}"
+        string(pool_name, where, POOL)
+        fields = mapping(fields, where, set(POOL_FIELDS))
+        if "remaining" not in fields and not {"limit", "used"} <= set(fields):
+            raise fail(where, "needs `remaining`, or `limit` and `used`")
+        pools.append(Pool(pool_name, **{f: expression(v, f"{where}.{f}") for f, v in fields.items()}))
+    example = doc.get("example")
+    if example is not None and not isinstance(example, dict):
+        raise fail("example", "must be a mapping: a documented answer")
+    return Provider(
+        name=name,
+        title=string(doc.get("title"), "title", TEXT),
+        top_up=string(doc.get("docs"), "docs", TEXT),
+        base_url=string(request.get("base_url"), "request.base_url", BASE_URL),
+        path=string(request.get("path"), "request.path", PATH),
+        auth=(kind, "Authorization" if kind == "bearer" else string(value, f"request.auth.{kind}", TOKEN)),
+        pools=tuple(pools),
+        rejected_when=expression(doc["rejected_when"], "rejected_when") if "rejected_when" in doc else None,
+        topped_up_at=expression(doc["topped_up_at"], "topped_up_at") if "topped_up_at" in doc else None,
+        example=example,
+    )
 
 
 __all__ = [
     "Body",
+    "DefinitionError",
     "Provider",
     "UnusableResponse",
-    "amount",
-    "bearer",
-    "difference",
-    "header",
     "load",
     "names",
     "number",
-    "single_pool",
+    "parse_definition",
     "storable",
-    "timestamp",
     "usable",
 ]
