@@ -1,0 +1,114 @@
+"""Provider definitions: validated when they load, every error naming the file and the field."""
+
+import json
+from decimal import Decimal
+
+import pytest
+import responses
+
+from creditwatch import providers
+from creditwatch.domain import Balance, Checked, Rejected, Unavailable
+from creditwatch.http import _classify, fetch, new_session
+from creditwatch.providers import DefinitionError, parse_definition
+
+VALID = """
+name: acme-data
+title: Acme Data
+docs: https://acme-data.example/billing
+request:
+  base_url: https://api.acme-data.example
+  path: /v3/acme/balance
+  auth: {query: apikey}
+pools:
+  credits:
+    remaining: account.balance.remaining
+  sms:
+    limit: account.sms.quota
+    used: account.sms.spent
+rejected_when: "status == 'invalid_key'"
+"""
+KEY = "acme-key-0123456789abcdef"
+
+
+def acme(text: str = VALID):
+    return parse_definition("acme-data.yaml", text)
+
+
+@pytest.mark.parametrize("name", providers.names())
+def test_every_shipped_definition_loads_and_parses_its_own_example(name):
+    provider = providers.load(name)
+    assert provider.name == name
+    assert provider.base_url.startswith("https://")
+    assert provider.example is not None
+    wire = json.dumps(provider.example).encode()  # as the provider sends it
+    assert isinstance(_classify(provider, wire), Checked)
+
+
+def test_a_definition_with_nested_paths_limit_used_and_query_auth():
+    provider = acme()
+    assert provider.credentials(KEY) == ({}, {"apikey": KEY})
+    body = {"account": {"balance": {"remaining": "12.5"}, "sms": {"quota": 100, "spent": 30}}}
+    assert provider.parse(body) == (
+        Balance("credits", Decimal("12.5")),
+        Balance("sms", Decimal(70), Decimal(100), Decimal(30)),
+    )
+    assert provider.parse({"account": {"balance": {"remaining": 1}}}) == (Balance("credits", Decimal(1)),)
+    assert provider.rejects({"status": "invalid_key"})
+    assert not provider.rejects({"status": "ok"})
+
+
+def test_the_key_travels_in_the_query_string_and_a_200_can_reject_it():
+    provider = acme()
+    url = provider.base_url + provider.path
+    with responses.RequestsMock() as mock:
+        mock.get(url, json={"account": {"balance": {"remaining": 5}}})
+        mock.get(url, json={"status": "invalid_key"})
+        session = new_session()
+        assert fetch(session, provider, provider.base_url, KEY) == Checked((Balance("credits", Decimal(5)),))
+        assert fetch(session, provider, provider.base_url, KEY) == Rejected(200)
+        assert mock.calls[0].request.url == f"{url}?apikey={KEY}"
+
+
+def test_an_expression_that_fails_on_a_body_is_an_unusable_response():
+    provider = acme(VALID.replace("account.balance.remaining", "length(account)"))
+    with responses.RequestsMock() as mock:
+        mock.get(provider.base_url + provider.path, json={"account": 5})
+        outcome = fetch(new_session(), provider, provider.base_url, KEY)
+    assert isinstance(outcome, Unavailable)
+    assert "could not be evaluated" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("name: acme-data", "name: other"), "name"),
+        (("name: acme-data", "name: Acme_Data"), "name"),
+        (("title: Acme Data", "title: [1]"), "title"),
+        (("  base_url: https://api.acme-data.example", "  base_url: http://api.acme-data.example"), "request.base_url"),
+        (("  path: /v3/acme/balance", "  path: v3?x=1"), "request.path"),
+        (("  auth: {query: apikey}", "  auth: {query: apikey, bearer: true}"), "request.auth"),
+        (("  auth: {query: apikey}", "  auth: {bearer: yes please}"), "request.auth.bearer"),
+        (("  auth: {query: apikey}", "  auth: {cookie: x}"), "request.auth"),
+        (("  auth: {query: apikey}", "  auth: {header: 'X Key'}"), "request.auth.header"),
+        (("  path: /v3/acme/balance", "  path: /v3/acme/balance\n  method: POST"), "request.method"),
+        (("    remaining: account.balance.remaining", "    remaining: account.[balance"), "pools.credits.remaining"),
+        (("    used: account.sms.spent", "    spent: account.sms.spent"), "pools.sms"),
+        (("    used: account.sms.spent\n", ""), "pools.sms"),
+        (("rejected_when: \"status == 'invalid_key'\"", "rejected_when: 'status =='"), "rejected_when"),
+        (("docs:", "doc:"), r"\(file\)"),
+    ],
+)
+def test_an_invalid_definition_names_the_file_and_the_field(change, field):
+    with pytest.raises(DefinitionError, match=rf"^acme-data\.yaml: {field}: "):
+        acme(VALID.replace(*change))
+
+
+def test_not_yaml_and_not_a_mapping_are_named_too():
+    for text in ("name: [", "- just\n- a list\n"):
+        with pytest.raises(DefinitionError, match=r"^acme-data\.yaml: \(file\): "):
+            acme(text)
+
+
+def test_an_unknown_provider_is_refused_with_the_known_ones_listed():
+    with pytest.raises(ValueError, match="clodura"):
+        providers.load("nosuchprovider")
