@@ -68,9 +68,9 @@ def reset_powertools() -> None:
 
 
 @cache
-def handler(provider: str) -> ModuleType:
-    """functions/<provider>/app.py, imported under a unique name (every handler is `app`)."""
-    spec = importlib.util.spec_from_file_location(f"{provider}_app", ROOT / "functions" / provider / "app.py")
+def handler() -> ModuleType:
+    """functions/check/app.py: the one handler every provider's function runs."""
+    spec = importlib.util.spec_from_file_location("check_app", ROOT / "functions" / "check" / "app.py")
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -150,6 +150,7 @@ class Stack:
     def environment(self, provider: str, base_url: str, **overrides: str) -> dict[str, str]:
         """The function's environment as template.yaml sets it, pointed at the simulator."""
         return {
+            "PROVIDER": provider,
             "POWERTOOLS_SERVICE_NAME": "creditwatch",
             "POWERTOOLS_METRICS_NAMESPACE": "CreditWatch",
             "SECRET_ID": self.secret_id(provider),
@@ -172,7 +173,7 @@ class Stack:
         saved = dict(os.environ)
         os.environ.update(env)
         try:
-            return handler(provider).lambda_handler(scheduled_event(**event), context or LambdaContext())
+            return handler().lambda_handler(scheduled_event(**event), context or LambdaContext())
         finally:
             os.environ.clear()
             os.environ.update(saved)

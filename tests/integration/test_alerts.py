@@ -212,7 +212,7 @@ def test_simultaneous_duplicate_runs_publish_each_change_exactly_once(stack, sim
     stack.put_secret("leadmagic", {"accounts": [{"name": name, "api_key": key} for name, key in keys.items()]})
     for name, value in stack.environment("leadmagic", simulator.base_url).items():
         monkeypatch.setenv(name, value)
-    lambda_handler = handler("leadmagic").lambda_handler
+    lambda_handler = handler().lambda_handler
     from sandbox.harness import LambdaContext, scheduled_event
 
     def simultaneous_runs() -> list[BaseException]:

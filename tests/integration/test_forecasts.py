@@ -114,7 +114,7 @@ def test_reminder_is_sent_once_by_simultaneous_duplicate_runs(stack, simulator, 
 
     def invoke() -> None:
         barrier.wait()
-        handler("leadmagic").lambda_handler(scheduled_event(), LambdaContext())
+        handler().lambda_handler(scheduled_event(), LambdaContext())
 
     threads = [threading.Thread(target=invoke) for _ in range(8)]
     for thread in threads:

@@ -11,6 +11,7 @@ from sandbox.harness import PROVIDERS, ROOT, template
 RESOURCES = template()["Resources"]
 TITLES = {"clodura": "Clodura", "clado": "Clado", "cleanlist": "Cleanlist", "leadmagic": "LeadMagic"}
 CONTRACT_ENV = {
+    "PROVIDER",
     "SECRET_ID",
     "TABLE_NAME",
     "TOPIC_ARN",
@@ -52,8 +53,8 @@ def test_each_provider_has_a_gated_function_secret_and_log_group(provider):
         assert RESOURCES[f"{title}{suffix}"]["Condition"] == condition
     assert RESOURCES[f"{title}Secret"]["Properties"]["SecretString"] == "REPLACE_WITH_API_KEY"
     assert RESOURCES[f"{title}LogGroup"]["Properties"]["RetentionInDays"] == "LogRetentionDays"
-    assert function(provider)["Properties"]["CodeUri"] == f"functions/{provider}/"
-    assert (ROOT / "functions" / provider / "app.py").is_file()
+    assert function(provider)["Properties"]["CodeUri"] == "functions/check/"
+    assert function(provider)["Properties"]["Environment"]["Variables"]["PROVIDER"] == provider
     assert template()["Outputs"][f"{title}SecretCommand"]["Condition"] == condition
 
 

@@ -12,6 +12,7 @@ from creditwatch.domain import Threshold, Thresholds
 
 DEFAULTS = Thresholds(Threshold(Decimal(1000)), Threshold(Decimal(100)))
 ENV = {
+    "PROVIDER": "leadmagic",
     "SECRET_ID": "creditwatch/leadmagic",
     "TABLE_NAME": "balances",
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
@@ -36,7 +37,9 @@ def test_reminders_off_and_fractional_forecast_days():
     assert settings.forecast_critical_days == Decimal("0.5")
 
 
-@pytest.mark.parametrize("name", ["SECRET_ID", "TABLE_NAME", "TOPIC_ARN", "WARNING_THRESHOLD", "CRITICAL_THRESHOLD"])
+@pytest.mark.parametrize(
+    "name", ["PROVIDER", "SECRET_ID", "TABLE_NAME", "TOPIC_ARN", "WARNING_THRESHOLD", "CRITICAL_THRESHOLD"]
+)
 def test_a_missing_required_variable_is_named(name):
     env = {k: v for k, v in ENV.items() if k != name}
     with pytest.raises(ConfigError, match=f"^{name}: required"):
@@ -59,6 +62,8 @@ def test_a_missing_required_variable_is_named(name):
         ({"FORECAST_CRITICAL_DAYS": "-1"}, "FORECAST_CRITICAL_DAYS"),
         ({"FORECAST_WARNING_DAYS": "3", "FORECAST_CRITICAL_DAYS": "5"}, "FORECAST_CRITICAL_DAYS"),
         ({"REMIND_AFTER_HOURS": "-1"}, "REMIND_AFTER_HOURS"),
+        ({"PROVIDER": "nosuchprovider"}, "PROVIDER"),
+        ({"PROVIDER": "../leadmagic"}, "PROVIDER"),
         ({"RETENTION_DAYS": "9" * 5000}, "RETENTION_DAYS"),  # would overflow a timedelta
         ({"RETENTION_DAYS": "100000"}, "RETENTION_DAYS"),
         ({"RETENTION_DAYS": "٣"}, "RETENTION_DAYS"),  # a digit, but not an ASCII one

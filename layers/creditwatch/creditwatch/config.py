@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from creditwatch import providers
 from creditwatch.domain import Policy, Threshold, Thresholds
 from creditwatch.redaction import mask
 
@@ -116,6 +117,12 @@ def _positive_number(env: Mapping[str, str], name: str, default: str, maximum: i
     return value
 
 
+def _provider(name: str) -> str:
+    if name not in providers.names():
+        raise ConfigError(f"PROVIDER: {name[:40]!r} is not a defined provider ({', '.join(providers.names())})")
+    return name
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -125,6 +132,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
+    provider: str
     secret_id: str
     table_name: str
     topic_arn: str
@@ -157,6 +165,7 @@ class Settings:
         if critical_days > warning_days:
             raise ConfigError(f"FORECAST_CRITICAL_DAYS: {critical_days} is above FORECAST_WARNING_DAYS {warning_days}")
         return cls(
+            provider=_provider(_required(env, "PROVIDER")),
             secret_id=_required(env, "SECRET_ID"),
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),

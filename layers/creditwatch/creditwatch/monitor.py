@@ -60,9 +60,10 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def check_provider(name: str, event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+def check_provider(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    """One scheduled run for the provider the function's PROVIDER variable names."""
     settings = Settings.from_env(os.environ)
-    provider = providers.load(name)
+    provider = providers.load(settings.provider)
     metrics.namespace = settings.metrics_namespace
     logger.append_keys(provider=provider.name)
     logger.info("run started", extra={"scheduled_time": event.get("time")})

@@ -1,4 +1,5 @@
-"""Scheduled credit check for cleanlist. The work happens in the shared creditwatch layer."""
+"""The scheduled credit check. Every provider's function runs this module and names its
+provider in the PROVIDER environment variable; the work happens in the shared creditwatch layer."""
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
@@ -12,4 +13,4 @@ from creditwatch.observability import logger, metrics
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
-    return check_provider("cleanlist", event, context)
+    return check_provider(event, context)
