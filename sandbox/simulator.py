@@ -22,11 +22,10 @@ from creditwatch import providers
 from creditwatch.providers import Provider
 
 
-def routes() -> dict[str, list[Provider]]:
+def routes(extra: tuple[Provider, ...] = ()) -> dict[str, list[Provider]]:
     """path -> the providers defined there (several may share one path)."""
     table: dict[str, list[Provider]] = {}
-    for name in providers.names():
-        provider = providers.load(name)
+    for provider in (*map(providers.load, providers.names()), *extra):
         table.setdefault(provider.path, []).append(provider)
     return table
 
@@ -71,8 +70,9 @@ def prospect(contacts_used: int, max_contacts: int, dials_used: int, max_dials: 
 
 
 class ProviderSimulator:
-    def __init__(self) -> None:
-        self.routes = routes()
+    def __init__(self, extra: tuple[Provider, ...] = ()) -> None:
+        """`extra`: definitions outside the registry to serve as well (a test's own)."""
+        self.routes = routes(extra)
         self.scripts: dict[tuple[str, str], list[Reply]] = {}
         self.calls: list[tuple[str, str]] = []  # (provider, path) of every request, authorised or not
         self._lock = threading.Lock()

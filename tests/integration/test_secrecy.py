@@ -2,6 +2,7 @@
 
 import logging
 import socket
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -156,3 +157,45 @@ def test_no_key_leaks_on_any_failure_path_with_every_logger_at_debug(
     for text in (logs.getvalue(), caplog.text, capsys.readouterr().out, repr(stack.alerts()), repr(stack.items())):
         assert_no_key_in(text)
     assert_no_key_in(" ".join(errors))
+
+
+QUERY_PROVIDER = """
+name: querykey
+title: Query Key
+docs: https://querykey.example
+request:
+  base_url: https://api.querykey.example
+  path: /v1/account
+  auth: {query: api_key}
+pools:
+  credits:
+    remaining: credits
+example: {credits: 10}
+"""
+
+
+def test_a_key_in_the_query_string_is_masked_in_urllib3s_own_retry_logs(logs, everything_at_debug):
+    """urllib3 logs each request's full URL at DEBUG and its retries at WARNING: with the key
+    in the query string, those lines would carry it (as it is, or percent-encoded)."""
+    from creditwatch.domain import Checked
+    from creditwatch.http import fetch, new_session
+    from creditwatch.providers import parse_definition
+    from creditwatch.redaction import redact
+
+    provider = parse_definition("querykey.yaml", QUERY_PROVIDER)
+    key = "qk/live+secret=value-8f2c9d"  # characters a URL encodes
+    redact.add([key])
+    with ProviderSimulator(extra=(provider,)) as simulator:
+        simulator.script("querykey", key, Reply(503, {"detail": "busy"}, headers={"Retry-After": "0"}), balance_of(10))
+        outcome = fetch(new_session(), provider, simulator.base_url, key)
+
+    assert isinstance(outcome, Checked)
+    text = logs.getvalue()
+    assert "Retry" in text  # urllib3 did log the retry ...
+    assert "/v1/account?api_key=" in text  # ... and the URL
+    for form in (key, quote(key, safe=""), quote_plus(key)):
+        assert form not in text
+
+
+def balance_of(credits: int) -> Reply:
+    return Reply(body={"credits": credits})
