@@ -31,7 +31,8 @@ lint: $(STAMP) $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
-	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+	PYTHONPATH=layers/creditwatch $(BIN)/python -m sandbox.expand .aws-sam/expanded-template.json
+	$(CHECKOV_VENV)/bin/checkov --file .aws-sam/expanded-template.json --framework cloudformation --skip-download --compact --quiet
 
 ## demo: run the real handlers against moto and the provider simulator; no AWS account needed
 demo: $(STAMP)

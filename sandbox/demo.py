@@ -69,17 +69,26 @@ HISTORY = {
 }
 
 
+def accounts() -> dict[str, list[tuple[str, str, Reply, dict[str, str]]]]:
+    """The accounts above, and for any other provider in the registry one account answering
+    its definition's documented example."""
+    return {
+        provider: ACCOUNTS.get(provider) or [("main", f"demo-{provider}-main-0100", balance(provider, 25_000), {})]
+        for provider in PROVIDERS
+    }
+
+
 def seed(stack: Stack, simulator: ProviderSimulator) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     for (provider, account), (current, per_day, days) in HISTORY.items():
         hourly = [(now - timedelta(hours=h), current + Decimal(per_day) * h / 24) for h in range(days * 24, 0, -1)]
         stack.seed_history(provider, account, hourly)
-    for provider, accounts in ACCOUNTS.items():
-        for _name, key, reply, _ in accounts:
+    for provider, entries in accounts().items():
+        for _name, key, reply, _ in entries:
             simulator.script(provider, key, reply)
         stack.put_secret(
             provider,
-            {"accounts": [{"name": name, "api_key": key, **limits} for name, key, _, limits in accounts]},
+            {"accounts": [{"name": name, "api_key": key, **limits} for name, key, _, limits in entries]},
         )
 
 
@@ -109,8 +118,8 @@ def rows(stack: Stack) -> list[list[str]]:
     for item in sorted((i for i in stack.items() if i["sk"].startswith("SNAP#")), key=lambda i: i["sk"]):
         latest[(item["pk"], item["pool"])] = item
     table = []
-    for provider, accounts in ACCOUNTS.items():
-        loaded, _ = Repository(stack.table, provider, retention_days=90).load([name for name, *_ in accounts])
+    for provider, entries in accounts().items():
+        loaded, _ = Repository(stack.table, provider, retention_days=90).load([name for name, *_ in entries])
         for name, stored in loaded.items():
             state, windows = stored.state, stored.windows
             pools = [item for (pk, _), item in latest.items() if pk == f"{provider}#{name}"]
@@ -154,8 +163,8 @@ def main() -> None:
         run_all(stack, simulator)
         repeated = len(stack.alerts()) - len(first)
 
-        accounts = sum(map(len, ACCOUNTS.values()))
-        print(f"\ncreditwatch demo: 4 providers, {accounts} accounts, provider simulator at {simulator.base_url}")
+        count = sum(map(len, accounts().values()))
+        print(f"\ncreditwatch demo: {len(PROVIDERS)} providers, {count} accounts, simulator at {simulator.base_url}")
         print("Thresholds: warning <= 1,000 credits, critical <= 100 (prospect-team: 20% / 5% of its plan limits).")
         print("Forecast: depletion_forecast alerts below 7 days (warning) and 2 days (critical) at the current burn.\n")
         print_table(["provider", "account", "pool", "remaining", "limit", "level", "forecast"], rows(stack))

@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 from cfnlint.api import lint_all
 
-from sandbox.harness import PROVIDERS, ROOT, template
+from sandbox.harness import PROVIDERS, ROOT, raw_template, template
 
-RESOURCES = template()["Resources"]
-TITLES = {"clodura": "Clodura", "clado": "Clado", "cleanlist": "Cleanlist", "leadmagic": "LeadMagic"}
+RESOURCES = template()["Resources"]  # expanded: what CloudFormation creates
 CONTRACT_ENV = {
     "PROVIDER",
     "SECRET_ID",
@@ -29,7 +28,7 @@ CONTRACT_ENV = {
 
 
 def function(provider: str) -> dict:
-    return RESOURCES[f"{TITLES[provider]}Function"]
+    return RESOURCES[f"{provider}Function"]
 
 
 def test_cfn_lint_reports_no_errors_or_warnings():
@@ -37,34 +36,53 @@ def test_cfn_lint_reports_no_errors_or_warnings():
     assert [str(m) for m in matches if m.rule.severity in ("error", "warning")] == []
 
 
-def test_runtime_and_architecture_in_globals():
+def test_runtime_and_architecture():
     globals_ = template()["Globals"]["Function"]
-    assert (globals_["Runtime"], globals_["Architectures"]) == ("python3.12", ["arm64"])
+    assert globals_["Architectures"] == ["arm64"]
+    for provider in PROVIDERS:
+        assert (function(provider)["Properties"]["Runtime"], function(provider)["Properties"]["Handler"]) == (
+            "python3.12",
+            "app.lambda_handler",
+        )
     assert globals_["Timeout"] <= 900
     assert globals_["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 
 
+def test_the_template_deploys_exactly_the_providers_the_registry_defines():
+    """One list in the template (the Providers default), checked against the package's registry:
+    a definition without its template entry, or an entry without a definition, fails here."""
+    assert sorted(raw_template()["Parameters"]["Providers"]["Default"].split(",")) == sorted(PROVIDERS)
+
+
+def test_per_provider_resources_come_from_one_loop_not_copies():
+    raw = raw_template()
+    loops = [key for key in raw["Resources"] if key.startswith("Fn::ForEach::")]
+    assert loops == ["Fn::ForEach::Provider"]
+    text = (ROOT / "template.yaml").read_text()
+    for provider in PROVIDERS:  # named once, in the Providers list
+        assert text.count(provider) == 1, provider
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_each_provider_has_a_gated_function_secret_and_log_group(provider):
-    title = TITLES[provider]
-    condition = f"{title}Enabled"
-    assert template()["Conditions"][condition] == ["Enable" + title, "true"]
-    for suffix in ("Function", "Secret", "LogGroup"):
-        assert RESOURCES[f"{title}{suffix}"]["Condition"] == condition
-    assert RESOURCES[f"{title}Secret"]["Properties"]["SecretString"] == "REPLACE_WITH_API_KEY"
-    assert RESOURCES[f"{title}LogGroup"]["Properties"]["RetentionInDays"] == "LogRetentionDays"
+def test_each_provider_gets_its_function_secret_and_log_group(provider):
+    for suffix in ("Function", "Secret", "LogGroup", "StaleAlarm", "ErrorsAlarm"):
+        assert f"{provider}{suffix}" in RESOURCES
+    assert RESOURCES[f"{provider}Secret"]["Properties"]["Name"] == f"${{AWS::StackName}}/{provider}"
+    assert RESOURCES[f"{provider}Secret"]["Properties"]["SecretString"] == "REPLACE_WITH_API_KEY"
+    assert RESOURCES[f"{provider}LogGroup"]["Properties"]["RetentionInDays"] == "LogRetentionDays"
+    log_group = RESOURCES[f"{provider}LogGroup"]["Properties"]["LogGroupName"]
+    assert function(provider)["Properties"]["LoggingConfig"]["LogGroup"] == log_group
     assert function(provider)["Properties"]["CodeUri"] == "functions/check/"
     assert function(provider)["Properties"]["Environment"]["Variables"]["PROVIDER"] == provider
-    assert template()["Outputs"][f"{title}SecretCommand"]["Condition"] == condition
+    assert f"{provider}SecretCommand" in template()["Outputs"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_each_function_reads_only_its_own_secret(provider):
-    title = TITLES[provider]
     properties = function(provider)["Properties"]
-    assert properties["Environment"]["Variables"]["SECRET_ID"] == f"{title}Secret"
+    assert properties["Environment"]["Variables"]["SECRET_ID"] == f"{provider}Secret"
     secret_policies = [p for p in properties["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p]
-    assert secret_policies == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": f"{title}Secret"}}]
+    assert secret_policies == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": f"{provider}Secret"}}]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -77,13 +95,12 @@ def test_no_wildcards_in_function_policies(provider):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_schedule_v2_with_retries_and_dead_letter_queue(provider):
-    title = TITLES[provider]
     event = function(provider)["Properties"]["Events"]["Schedule"]
     assert event["Type"] == "ScheduleV2"
-    assert event["Properties"]["ScheduleExpression"] == ["Schedules", f"{title}Schedule", "Expression"]
+    assert event["Properties"]["ScheduleExpression"] == ["Schedules", "Schedule", "Expression"]
     assert event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert event["Properties"]["DeadLetterConfig"] == {"Arn": "ScheduleDeadLetterQueue.Arn"}
-    assert template()["Parameters"][f"{title}Schedule"]["Default"] == "1h"
+    assert template()["Parameters"]["Schedule"]["Default"] == "1h"
 
 
 def test_default_schedule_is_hourly():
@@ -138,12 +155,16 @@ def test_samconfig_has_working_defaults():
     text = (ROOT / "samconfig.toml").read_text()
     assert 'stack_name = "creditwatch"' in text
     assert "CAPABILITY_IAM" in text
+    for command in ("build", "validate", "package", "sync", "deploy"):  # Fn::ForEach expanded by SAM CLI
+        section = text.split(f"[default.{command}.parameters]")[1].split("[")[0]
+        assert "language_extensions = true" in section, command
 
 
-def test_sample_events_exist_for_every_provider():
-    for provider in PROVIDERS:
-        event = json.loads(Path(ROOT / "events" / f"{provider}.json").read_text())
-        assert event["detail-type"] == "Scheduled Event"
+def test_one_sample_scheduled_event_serves_every_provider():
+    """The function's PROVIDER variable, not the event, says which provider is checked."""
+    event = json.loads(Path(ROOT / "events" / "scheduled.json").read_text())
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["source"] == "aws.scheduler"
 
 
 SCHEDULE_SECONDS = {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "3h": 10800, "6h": 21600}
@@ -151,22 +172,20 @@ SCHEDULE_SECONDS = {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "3h": 10800
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_stale_data_alarm_pages_when_checks_stop_succeeding(provider):
-    title = TITLES[provider]
-    alarm = RESOURCES[f"{title}StaleAlarm"]
+    alarm = RESOURCES[f"{provider}StaleAlarm"]
     properties = alarm["Properties"]
-    assert alarm["Condition"] == f"{title}Enabled"
     assert (properties["MetricName"], properties["Statistic"]) == ("CheckSucceeded", "Sum")
     assert properties["Dimensions"] == [{"Name": "Provider", "Value": provider}]
     assert properties["TreatMissingData"] == "breaching"
     assert (properties["ComparisonOperator"], properties["Threshold"]) == ("LessThanThreshold", 1)
-    assert properties["Period"] == ["Schedules", f"{title}Schedule", "AlarmPeriod"]
+    assert properties["Period"] == ["Schedules", "Schedule", "AlarmPeriod"]
     assert properties["EvaluationPeriods"] == properties["DatapointsToAlarm"]
     assert properties["AlarmActions"] == ["AlertTopic"]
 
 
 @pytest.mark.parametrize(("choice", "seconds"), SCHEDULE_SECONDS.items())
 def test_stale_window_is_about_two_and_a_half_schedule_periods(choice, seconds):
-    allowed = template()["Parameters"]["CloduraSchedule"]["AllowedValues"]
+    allowed = template()["Parameters"]["Schedule"]["AllowedValues"]
     assert choice in allowed
     entry = template()["Mappings"]["Schedules"][choice]
     window = entry["AlarmPeriod"] * entry["AlarmPeriods"]
@@ -177,11 +196,10 @@ def test_stale_window_is_about_two_and_a_half_schedule_periods(choice, seconds):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_lambda_errors_alarm_per_enabled_function(provider):
-    title = TITLES[provider]
-    alarm = RESOURCES[f"{title}ErrorsAlarm"]
-    assert alarm["Condition"] == f"{title}Enabled"
+    alarm = RESOURCES[f"{provider}ErrorsAlarm"]
     assert alarm["Properties"]["MetricName"] == "Errors"
-    assert alarm["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": f"{title}Function"}]
+    function_name = function(provider)["Properties"]["FunctionName"]
+    assert alarm["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": function_name}]
     assert alarm["Properties"]["AlarmActions"] == ["AlertTopic"]
 
 

@@ -12,7 +12,7 @@ from creditwatch.http import _classify, fetch, new_session
 from creditwatch.providers import DefinitionError, parse_definition
 
 VALID = """
-name: acme-data
+name: acmedata
 title: Acme Data
 docs: https://acme-data.example/billing
 request:
@@ -31,7 +31,7 @@ KEY = "acme-key-0123456789abcdef"
 
 
 def acme(text: str = VALID):
-    return parse_definition("acme-data.yaml", text)
+    return parse_definition("acmedata.yaml", text)
 
 
 @pytest.mark.parametrize("name", providers.names())
@@ -81,8 +81,9 @@ def test_an_expression_that_fails_on_a_body_is_an_unusable_response():
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (("name: acme-data", "name: other"), "name"),
-        (("name: acme-data", "name: Acme_Data"), "name"),
+        (("name: acmedata", "name: other"), "name"),
+        (("name: acmedata", "name: Acme_Data"), "name"),
+        (("name: acmedata", "name: acme-data"), "name"),  # a hyphen cannot be part of a logical ID
         (("title: Acme Data", "title: [1]"), "title"),
         (("  base_url: https://api.acme-data.example", "  base_url: http://api.acme-data.example"), "request.base_url"),
         (("  path: /v3/acme/balance", "  path: v3?x=1"), "request.path"),
@@ -99,13 +100,13 @@ def test_an_expression_that_fails_on_a_body_is_an_unusable_response():
     ],
 )
 def test_an_invalid_definition_names_the_file_and_the_field(change, field):
-    with pytest.raises(DefinitionError, match=rf"^acme-data\.yaml: {field}: "):
+    with pytest.raises(DefinitionError, match=rf"^acmedata\.yaml: {field}: "):
         acme(VALID.replace(*change))
 
 
 def test_not_yaml_and_not_a_mapping_are_named_too():
     for text in ("name: [", "- just\n- a list\n"):
-        with pytest.raises(DefinitionError, match=r"^acme-data\.yaml: \(file\): "):
+        with pytest.raises(DefinitionError, match=r"^acmedata\.yaml: \(file\): "):
             acme(text)
 
 

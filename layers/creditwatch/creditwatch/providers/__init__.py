@@ -41,7 +41,7 @@ TIMESTAMP = re.compile(
 )
 MAX_TIMESTAMP = 40
 
-NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+NAME = re.compile(r"[a-z][a-z0-9]{0,39}")  # part of the template's logical IDs: letters and digits
 POOL = re.compile(r"[a-z0-9_]{1,40}")
 TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a header or query parameter name
 PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
