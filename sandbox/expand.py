@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -43,6 +44,7 @@ def main(out: str) -> None:
     defaults = {name: str(spec.get("Default", "")).split(",") for name, spec in raw["Parameters"].items()}
     expanded = expand(raw, defaults)
     expanded["Transform"] = "AWS::Serverless-2016-10-31"  # the loops are gone
+    Path(out).parent.mkdir(parents=True, exist_ok=True)  # .aws-sam/ is not there in a fresh clone
     with open(out, "w") as handle:
         json.dump(expanded, handle, indent=1)
 

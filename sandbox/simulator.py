@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from creditwatch import providers
-from creditwatch.providers import Provider
+from creditwatch.providers import Header, Provider
 
 
 def routes(extra: tuple[Provider, ...] = ()) -> dict[str, list[Provider]]:
@@ -46,6 +46,8 @@ def balance(provider: str, credits: Any, **extra: Any) -> Reply:
     definition = providers.load(provider)
     body = copy.deepcopy(dict(definition.example or {}))
     pool = next(p for p in definition.pools if p.remaining is not None)
+    if isinstance(pool.remaining, Header):  # a balance sent in a response header
+        return Reply(body={**body, **extra}, headers={pool.remaining.name: str(credits)})
     assert pool.remaining is not None
     *parents, leaf = pool.remaining.source.split(".")  # the examples' paths are plain a.b.c
     where = body

@@ -10,6 +10,7 @@ from creditwatch import providers
 from creditwatch.domain import Balance, Checked, Rejected, Unavailable
 from creditwatch.http import _classify, fetch, new_session
 from creditwatch.providers import DefinitionError, parse_definition
+from sandbox.simulator import balance
 
 VALID = """
 name: acmedata
@@ -40,8 +41,9 @@ def test_every_shipped_definition_loads_and_parses_its_own_example(name):
     assert provider.name == name
     assert provider.base_url.startswith("https://")
     assert provider.example is not None
-    wire = json.dumps(provider.example).encode()  # as the provider sends it
-    assert isinstance(_classify(provider, wire), Checked)
+    answer = balance(name, 100)  # the documented example, as the provider sends it
+    headers = {header.lower(): value for header, value in answer.headers.items()}
+    assert isinstance(_classify(provider, json.dumps(answer.body).encode(), headers), Checked)
 
 
 def test_a_definition_with_nested_paths_limit_used_and_query_auth():
@@ -113,3 +115,41 @@ def test_not_yaml_and_not_a_mapping_are_named_too():
 def test_an_unknown_provider_is_refused_with_the_known_ones_listed():
     with pytest.raises(ValueError, match="clodura"):
         providers.load("nosuchprovider")
+
+
+HEADER_BALANCE = """
+name: headerlimit
+title: Header Limit
+docs: https://dashboard.example/usage
+request:
+  base_url: https://api.headerlimit.example
+  path: /v5/person/enrich
+  auth: {header: X-Api-Key}
+pools:
+  credits:
+    remaining: {header: X-TotalLimit-Remaining}
+example: {status: 200}
+"""
+
+
+def test_a_balance_can_come_from_a_response_header():
+    """People Data Labs reports what is left in X-TotalLimit-Remaining, not in the body."""
+    provider = parse_definition("headerlimit.yaml", HEADER_BALANCE)
+    url = provider.base_url + provider.path
+    with responses.RequestsMock() as mock:
+        mock.get(url, json={"status": 200}, headers={"x-totallimit-remaining": "250"})
+        mock.get(url, json={"status": 200}, headers={"X-TotalLimit-Remaining": "lots"})
+        mock.get(url, json={"status": 200})
+        session = new_session()
+        assert fetch(session, provider, provider.base_url, KEY) == Checked((Balance("credits", Decimal(250)),))
+        garbage = fetch(session, provider, provider.base_url, KEY)
+        absent = fetch(session, provider, provider.base_url, KEY)
+    assert garbage == Unavailable("unusable response: field 'header X-TotalLimit-Remaining' is missing or not a number")
+    assert absent == Unavailable("unusable response: none of the definition's pools is in the body")
+
+
+def test_a_header_field_is_validated_like_any_other():
+    with pytest.raises(DefinitionError, match=r"^headerlimit\.yaml: pools\.credits\.remaining\.header: "):
+        parse_definition("headerlimit.yaml", HEADER_BALANCE.replace("X-TotalLimit-Remaining", "Bad Name"))
+    with pytest.raises(DefinitionError, match=r"^headerlimit\.yaml: pools\.credits\.remaining: unknown key"):
+        parse_definition("headerlimit.yaml", HEADER_BALANCE.replace("{header: X-TotalLimit", "{heder: X-TotalLimit"))

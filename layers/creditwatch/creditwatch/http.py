@@ -148,6 +148,7 @@ def fetch(session: requests.Session, provider: Provider, base_url: str, api_key:
             if status != 200:
                 return Unavailable(f"the provider answered HTTP {status}")
             content = _read(response, deadline)
+            answer_headers = {name.lower(): value for name, value in response.headers.items()}
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         return Unavailable(_describe(exc))
     except TooLarge:
@@ -156,10 +157,10 @@ def fetch(session: requests.Session, provider: Provider, base_url: str, api_key:
         return Unavailable(f"the provider took longer than {REQUEST_BUDGET:g} s to answer")
     finally:
         _request_deadline.reset(token)
-    return _classify(provider, content)
+    return _classify(provider, content, answer_headers)
 
 
-def _classify(provider: Provider, content: bytes) -> Outcome:
+def _classify(provider: Provider, content: bytes, headers: dict[str, str] | None = None) -> Outcome:
     try:
         body = json.loads(content, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -169,6 +170,6 @@ def _classify(provider: Provider, content: bytes) -> Outcome:
     try:
         if provider.rejects(body):
             return Rejected(200)
-        return Checked(usable(provider.parse(body)))
+        return Checked(usable(provider.parse(body, headers)))
     except UnusableResponse as exc:
         return Unavailable(f"unusable response: {exc}")

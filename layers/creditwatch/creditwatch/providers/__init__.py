@@ -67,7 +67,7 @@ class Expression:
     source: str
     compiled: Any
 
-    def search(self, body: Body) -> Any:
+    def search(self, body: Body, headers: Mapping[str, str] | None = None) -> Any:
         try:
             return self.compiled.search(body)
         except (JMESPathError, TypeError, ValueError, ArithmeticError, RecursionError):
@@ -75,11 +75,28 @@ class Expression:
 
 
 @dataclass(frozen=True)
+class Header:
+    """A value the provider sends in a response header (People Data Labs' X-TotalLimit-Remaining)."""
+
+    name: str
+
+    @property
+    def source(self) -> str:
+        return f"header {self.name}"
+
+    def search(self, body: Body, headers: Mapping[str, str] | None = None) -> Any:
+        return (headers or {}).get(self.name.lower())
+
+
+Field = Expression | Header
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
-    remaining: Expression | None = None
-    limit: Expression | None = None
-    used: Expression | None = None
+    remaining: Field | None = None
+    limit: Field | None = None
+    used: Field | None = None
 
 
 @dataclass(frozen=True)
@@ -106,12 +123,14 @@ class Provider:
         """True when a 200 answer says the key is not valid (`rejected_when`)."""
         return self.rejected_when is not None and self.rejected_when.search(body) is True
 
-    def parse(self, body: Body) -> tuple[Balance, ...]:
-        """Every pool the body reports; a pool whose fields are all absent is not in this answer."""
+    def parse(self, body: Body, headers: Mapping[str, str] | None = None) -> tuple[Balance, ...]:
+        """Every pool the answer reports; a pool whose fields are all absent is not in this answer.
+
+        `headers` are the response's, their names in lower case."""
         topped_up_at = timestamp(self.topped_up_at.search(body)) if self.topped_up_at else None
         balances = []
         for pool in self.pools:
-            found = {field: getattr(pool, field).search(body) for field in POOL_FIELDS if getattr(pool, field)}
+            found = {f: getattr(pool, f).search(body, headers) for f in POOL_FIELDS if getattr(pool, f)}
             if all(value is None for value in found.values()):
                 continue
             values = {field: number(value, getattr(pool, field).source) for field, value in found.items()}
@@ -199,6 +218,11 @@ def parse_definition(file: str, text: str) -> Provider:
             raise fail(field, f"must match {pattern.pattern}")
         return value
 
+    def pool_field(value: object, field: str) -> Field:
+        if isinstance(value, dict):
+            return Header(string(mapping(value, field, {"header"}).get("header"), f"{field}.header", TOKEN))
+        return expression(value, field)
+
     def expression(value: object, field: str) -> Expression:
         if not isinstance(value, str) or not value.strip():
             raise fail(field, "must be a JMESPath expression")
@@ -241,7 +265,7 @@ def parse_definition(file: str, text: str) -> Provider:
         fields = mapping(fields, where, set(POOL_FIELDS))
         if "remaining" not in fields and not {"limit", "used"} <= set(fields):
             raise fail(where, "needs `remaining`, or `limit` and `used`")
-        pools.append(Pool(pool_name, **{f: expression(v, f"{where}.{f}") for f, v in fields.items()}))
+        pools.append(Pool(pool_name, **{f: pool_field(v, f"{where}.{f}") for f, v in fields.items()}))
     example = doc.get("example")
     if example is not None and not isinstance(example, dict):
         raise fail("example", "must be a mapping: a documented answer")
@@ -262,6 +286,7 @@ def parse_definition(file: str, text: str) -> Provider:
 __all__ = [
     "Body",
     "DefinitionError",
+    "Header",
     "Provider",
     "UnusableResponse",
     "load",
