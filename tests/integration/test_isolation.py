@@ -103,10 +103,10 @@ def test_an_adapter_bug_is_a_failed_check_for_that_account_only(stack: Stack, si
 
     real = http._classify
 
-    def tripping(provider, content):
+    def tripping(provider, content, headers=None):
         if b"13" in content:
             raise TypeError("adapter bug")
-        return real(provider, content)
+        return real(provider, content, headers)
 
     monkeypatch.setattr(http, "_classify", tripping)
     simulator.script("leadmagic", KEYS["second"], balance("leadmagic", 13))
