@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sandbox.harness import ROOT, expand
+from sandbox.harness import ROOT, construct, expand_template
 
 
 class _CloudFormationLoader(yaml.SafeLoader):
@@ -22,12 +22,7 @@ class _CloudFormationLoader(yaml.SafeLoader):
 
 
 def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    value = construct(loader, node)
     if suffix == "Ref":
         return {"Ref": value}
     if suffix == "GetAtt" and isinstance(value, str):
@@ -41,8 +36,7 @@ _CloudFormationLoader.add_multi_constructor("!", _intrinsic)
 def main(out: str) -> None:
     with (ROOT / "template.yaml").open() as handle:
         raw = yaml.load(handle, Loader=_CloudFormationLoader)  # noqa: S506 (safe loader subclass)
-    defaults = {name: str(spec.get("Default", "")).split(",") for name, spec in raw["Parameters"].items()}
-    expanded = expand(raw, defaults)
+    expanded = expand_template(raw)
     expanded["Transform"] = "AWS::Serverless-2016-10-31"  # the loops are gone
     Path(out).parent.mkdir(parents=True, exist_ok=True)  # .aws-sam/ is not there in a fresh clone
     with open(out, "w") as handle:

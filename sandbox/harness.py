@@ -43,10 +43,11 @@ class _TemplateLoader(yaml.SafeLoader):
     """Reads CloudFormation YAML, keeping short-form intrinsics (!Ref, !Sub, ...) as plain values."""
 
 
-_TemplateLoader.add_multi_constructor("!", lambda loader, _suffix, node: _construct(loader, node))
+_TemplateLoader.add_multi_constructor("!", lambda loader, _suffix, node: construct(loader, node))
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """A YAML node's value, whatever its kind: what a tag like !Ref or !Sub wraps."""
     if isinstance(node, yaml.ScalarNode):
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
@@ -66,7 +67,11 @@ def raw_template() -> dict[str, Any]:
 def template() -> dict[str, Any]:
     """template.yaml with its Fn::ForEach loops expanded for the parameters' defaults, as
     AWS::LanguageExtensions expands them: what CloudFormation would create."""
-    raw = raw_template()
+    return expand_template(raw_template())
+
+
+def expand_template(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with its Fn::ForEach loops expanded over the parameters' default lists."""
     defaults = {name: str(spec.get("Default", "")).split(",") for name, spec in raw["Parameters"].items()}
     expanded: dict[str, Any] = expand(raw, defaults)
     return expanded

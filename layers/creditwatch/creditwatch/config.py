@@ -117,10 +117,15 @@ def _positive_number(env: Mapping[str, str], name: str, default: str, maximum: i
     return value
 
 
-def _provider(name: str) -> str:
-    if name not in providers.names():
-        raise ConfigError(f"PROVIDER: {name[:40]!r} is not a defined provider ({', '.join(providers.names())})")
-    return name
+def _provider(name: str) -> providers.Provider:
+    """The provider PROVIDER names. A definition that is itself invalid raises its own error,
+    which names its file and field."""
+    try:
+        return providers.load(name)
+    except providers.DefinitionError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"PROVIDER: {error}") from None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -132,7 +137,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    provider: str
+    provider: providers.Provider
     secret_id: str
     table_name: str
     topic_arn: str

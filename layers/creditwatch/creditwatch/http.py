@@ -22,7 +22,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 from creditwatch.domain import Checked, Exhausted, Outcome, Rejected, Unavailable
-from creditwatch.providers import Provider, UnusableResponse, usable
+from creditwatch.providers import Provider, UnusableResponse
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 5.0  # longest wait for one read from the socket
@@ -127,8 +127,7 @@ def _read(response: requests.Response, deadline: float) -> bytes:
 
 def fetch(session: requests.Session, provider: Provider, base_url: str, api_key: str) -> Outcome:
     """One check. Never raises for what the provider does; the reason never holds the key."""
-    started = time.monotonic()
-    deadline = started + REQUEST_BUDGET
+    deadline = time.monotonic() + REQUEST_BUDGET
     token = _request_deadline.set(deadline)
     headers, params = provider.credentials(api_key)
     try:
@@ -170,6 +169,6 @@ def _classify(provider: Provider, content: bytes, headers: dict[str, str] | None
     try:
         if provider.rejects(body):
             return Rejected(200)
-        return Checked(usable(provider.parse(body, headers)))
+        return Checked(provider.parse(body, headers))
     except UnusableResponse as exc:
         return Unavailable(f"unusable response: {exc}")

@@ -63,7 +63,7 @@ def now() -> datetime:
 def check_provider(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     """One scheduled run for the provider the function's PROVIDER variable names."""
     settings = Settings.from_env(os.environ)
-    provider = providers.load(settings.provider)
+    provider = settings.provider
     metrics.namespace = settings.metrics_namespace
     logger.append_keys(provider=provider.name)
     logger.info("run started", extra={"scheduled_time": event.get("time")})
@@ -95,9 +95,9 @@ class Run:
     repository: Repository
     notifier: Notifier
     session: requests.Session
+    lease_until: str  # the invocation's end: until then no other run sends what this one claims
     deadline: float = float("inf")  # time.monotonic() by which the run must be done
     clock: Callable[[], datetime] = now
-    lease_until: str = "9999-12-31T23:59:59Z"  # until then no other run sends what this one claims
     problems: list[str] = field(default_factory=list)
     alerts_sent: int = 0
 
@@ -238,9 +238,10 @@ class Run:
     def _settle(self, account: str, previous: Stored, evaluation: Evaluation) -> None:
         """Claim the new state with its alerts, send them, and confirm each one sent."""
         clock = self.clock()
+        at = iso(clock)
         rendered = [self.notifier.render(alert) for alert in evaluation.alerts]  # before anything is claimed
-        mine = [p.message for p in previous.outbox if p.lease_until <= iso(clock)] + rendered
-        leased = [p for p in previous.outbox if p.lease_until > iso(clock)]  # another run may be sending these
+        mine = [p.message for p in previous.outbox if p.lease_until <= at] + rendered
+        leased = [p for p in previous.outbox if p.lease_until > at]  # another run may be sending these
         if evaluation.state == previous.state and not mine:
             return
         outbox = leased + [Pending(message, self.lease_until) for message in mine]
@@ -277,7 +278,7 @@ class Run:
         if refused:
             self.problems.append(f"{len(refused)} alert(s) for {account} not published")
             # Released at once, so the next run resends them without waiting for the lease.
-            released = [replace(p, lease_until=iso(clock)) if p.message.id in refused else p for p in outbox]
+            released = [replace(p, lease_until=at) if p.message.id in refused else p for p in outbox]
             self._confirm(account, version, evaluation, released, clock)
 
     def _confirm(

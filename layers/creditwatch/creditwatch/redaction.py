@@ -41,19 +41,18 @@ class Redactor:
 
     def __init__(self) -> None:
         self._index: dict[str, list[tuple[str, str]]] = {}
+        self._known: set[str] = set()  # a warm function adds the same keys every run
 
     def add(self, keys: Iterable[str]) -> None:
         for key in keys:
-            if len(key) < WINDOW:
+            if len(key) < WINDOW or key in self._known:
                 continue
+            self._known.add(key)
             for form in _forms(key):
                 entries = self._index.setdefault(form[:WINDOW], [])
                 if all(known != form for known, _ in entries):
                     entries.append((form, mask(key)))
                     entries.sort(key=lambda entry: -len(entry[0]))
-
-    def clear(self) -> None:
-        self._index.clear()
 
     def __call__(self, text: str) -> str:
         if not self._index or len(text) < WINDOW:

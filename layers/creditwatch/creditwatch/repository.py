@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -44,6 +44,7 @@ BACKOFF_MAX = 2.0
 WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueError)
 
 Windows = Mapping[str, PoolWindow]
+MESSAGE_FIELDS = tuple(f.name for f in fields(Message))  # an outbox entry is a Message and its lease
 
 
 class StateConflict(Exception):
@@ -216,17 +217,7 @@ class Repository:
                 name: {"level": str(pool.level), "alerted_at": pool.alerted_at, "forecast": str(pool.forecast)}
                 for name, pool in state.pools.items()
             },
-            "outbox": [
-                {
-                    "id": p.message.id,
-                    "subject": p.message.subject,
-                    "email": p.message.email,
-                    "sms": p.message.sms,
-                    "attributes": p.message.attributes,
-                    "lease_until": p.lease_until,
-                }
-                for p in outbox
-            ],
+            "outbox": [{**asdict(p.message), "lease_until": p.lease_until} for p in outbox],
             "updated_at": iso(now),
         }
 
@@ -301,13 +292,7 @@ def _state(item: dict[str, Any] | None) -> AccountState:
 
 
 def _pending(entry: dict[str, Any]) -> Pending:
-    message = Message(
-        id=entry["id"],
-        subject=entry["subject"],
-        email=entry["email"],
-        sms=entry["sms"],
-        attributes=dict(entry["attributes"]),
-    )
+    message = Message(**{name: entry[name] for name in MESSAGE_FIELDS})
     return Pending(message, entry["lease_until"])
 
 

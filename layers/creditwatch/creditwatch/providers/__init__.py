@@ -165,12 +165,14 @@ def number(value: object, name: str) -> Decimal:
 
 
 def difference(limit: Decimal, used: Decimal, name: str) -> Decimal:
-    """limit - used, floored at 0, computed exactly or not at all."""
+    """limit - used, floored at 0: computed exactly, and storable like any number, or not at all."""
     try:
-        remaining: Decimal = DYNAMODB_CONTEXT.subtract(limit, used)
+        remaining: Decimal = max(DYNAMODB_CONTEXT.subtract(limit, used), Decimal(0))
     except DecimalException:
         raise UnusableResponse(f"'{name}' cannot be computed exactly") from None
-    return max(remaining, Decimal(0))
+    if not storable(remaining):  # 2E-28 - 1.5E-28 is exact, but below the smallest balance
+        raise UnusableResponse(f"'{name}' is not a storable non-negative number")
+    return remaining
 
 
 def timestamp(value: object) -> str | None:
@@ -178,20 +180,6 @@ def timestamp(value: object) -> str | None:
     if isinstance(value, str) and len(value) <= MAX_TIMESTAMP and TIMESTAMP.fullmatch(value):
         return value
     return None
-
-
-def usable(balances: tuple[Balance, ...]) -> tuple[Balance, ...]:
-    """Every balance the engine built, checked once more against what the stores can hold."""
-    if not balances:
-        raise UnusableResponse("no balance in body")
-    for balance in balances:
-        for field_name in POOL_FIELDS:
-            value = getattr(balance, field_name)
-            if value is not None and (not isinstance(value, Decimal) or not storable(value)):
-                raise UnusableResponse(f"pool '{balance.pool}': {field_name} is not a storable number")
-        if balance.topped_up_at is not None and timestamp(balance.topped_up_at) is None:
-            raise UnusableResponse(f"pool '{balance.pool}': top-up time is not a timestamp")
-    return balances
 
 
 def names() -> list[str]:
@@ -203,7 +191,7 @@ def names() -> list[str]:
 def load(name: str) -> Provider:
     """The provider defined in `<name>.yaml`, validated."""
     if not NAME.fullmatch(name) or not (FOLDER / f"{name}.yaml").is_file():
-        raise ValueError(f"provider: {name!r} is not a provider name ({', '.join(names())})")
+        raise ValueError(f"{name[:40]!r} is not a defined provider ({', '.join(names())})")
     return parse_definition(f"{name}.yaml", (FOLDER / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
@@ -294,5 +282,4 @@ __all__ = [
     "number",
     "parse_definition",
     "storable",
-    "usable",
 ]
