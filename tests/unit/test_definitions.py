@@ -153,3 +153,36 @@ def test_a_header_field_is_validated_like_any_other():
         parse_definition("headerlimit.yaml", HEADER_BALANCE.replace("X-TotalLimit-Remaining", "Bad Name"))
     with pytest.raises(DefinitionError, match=r"^headerlimit\.yaml: pools\.credits\.remaining: unknown key"):
         parse_definition("headerlimit.yaml", HEADER_BALANCE.replace("{header: X-TotalLimit", "{heder: X-TotalLimit"))
+
+
+def test_a_limit_less_used_below_the_smallest_balance_is_unusable():
+    """Both numbers are storable and the difference is exact, but 5E-29 is below 1E-28."""
+    provider = acme()
+    with pytest.raises(providers.UnusableResponse, match="'sms' is not a storable"):
+        provider.parse({"account": {"sms": {"quota": "2E-28", "spent": "1.5E-28"}}})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1E+28", "1E+127", "1E-29", "1E-131", "1" * 39, "0." + "1" * 39, "-1", "-0.5"],
+    ids=[
+        "1e28",
+        "past-dynamodb",
+        "below-smallest",
+        "past-dynamodb-small",
+        "39-digits",
+        "39-decimals",
+        "neg",
+        "neg-frac",
+    ],
+)
+def test_numbers_outside_what_every_store_holds_are_unusable(text):
+    """The bounds themselves, always checked: hypothesis finds them only when it happens to."""
+    for value in (Decimal(text), text):  # as a JSON number and as a numeric string
+        with pytest.raises(providers.UnusableResponse, match="'credits' is not a storable"):
+            providers.number(value, "credits")
+
+
+@pytest.mark.parametrize("text", ["0", "-0", "9.999999999999999999999999999E+27", "1E-28", "1" * 28, "0.5"])
+def test_numbers_every_store_holds_are_kept_exactly(text):
+    assert providers.number(Decimal(text), "credits") == Decimal(text)
