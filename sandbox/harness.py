@@ -21,7 +21,7 @@ import boto3
 import yaml
 from aws_lambda_powertools.utilities import parameters
 
-from creditwatch import monitor, providers
+from creditwatch import monitor, providers, secret_store
 from creditwatch.domain import DEFAULT_POOL, Balance, iso
 from creditwatch.forecast import PoolWindow, advance
 from creditwatch.observability import metrics
@@ -111,6 +111,7 @@ def _substitute(node: Any, identifier: str, item: str) -> Any:
 def reset_powertools() -> None:
     """Forget cached secrets, clients and unflushed metrics between runs."""
     parameters.clear_caches()
+    secret_store.fleet.cache_clear()
     metrics.clear_metrics()
     monitor.aws.cache_clear()
 
@@ -184,16 +185,44 @@ class Stack:
         self.dynamodb.meta.client.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
         return table
 
-    def secret_id(self, provider: str) -> str:
+    def secret_name(self, provider: str) -> str:
         return f"{self.name}/{provider}"
 
-    def put_secret(self, provider: str, value: str | dict[str, Any]) -> None:
+    def put_secret(self, provider: str, value: str | dict[str, Any], label: str = "") -> None:
+        """The provider's secret, or with `label` one more of its fleet, `<stack>/<provider>/<label>`."""
+        name = f"{self.secret_name(provider)}/{label}" if label else self.secret_name(provider)
         text = value if isinstance(value, str) else json.dumps(value)
         try:
-            self.secrets.create_secret(Name=self.secret_id(provider), SecretString=text)
+            self.secrets.create_secret(Name=name, SecretString=text)
         except self.secrets.exceptions.ResourceExistsException:
-            self.secrets.put_secret_value(SecretId=self.secret_id(provider), SecretString=text)
+            self.secrets.put_secret_value(SecretId=name, SecretString=text)
         parameters.clear_caches()
+        secret_store.fleet.cache_clear()
+
+    def shard_queue(self, provider: str) -> str:
+        """The provider's shard queue (template.yaml's <provider>ShardQueue); its URL."""
+        url: str = self.sqs.create_queue(QueueName=f"{self.name}-{provider}-shards")["QueueUrl"]
+        return url
+
+    def deliver_shards(self, provider: str, env: dict[str, str], url: str, **context: Any) -> list[Any]:
+        """Invoke the handler with each queued shard, one message per invocation, as the
+        template's SQS event source (BatchSize 1) does; returns each invocation's result."""
+        results = []
+        while messages := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", []):
+            (message,) = messages
+            record = {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{url.rsplit('/', 1)[1]}",
+                "awsRegion": REGION,
+            }
+            results.append(self.invoke(provider, env, LambdaContext(**context), event={"Records": [record]}))
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return results
 
     def environment(self, provider: str, base_url: str, **overrides: str) -> dict[str, str]:
         """The function's environment as template.yaml sets it, pointed at the simulator."""
@@ -201,7 +230,7 @@ class Stack:
             "PROVIDER": provider,
             "POWERTOOLS_SERVICE_NAME": "creditwatch",
             "POWERTOOLS_METRICS_NAMESPACE": "CreditWatch",
-            "SECRET_ID": self.secret_id(provider),
+            "SECRET_NAME": self.secret_name(provider),
             "TABLE_NAME": self.table.name,
             "TOPIC_ARN": self.topic_arn,
             "WARNING_THRESHOLD": "1000",
@@ -216,12 +245,20 @@ class Stack:
             **overrides,
         }
 
-    def invoke(self, provider: str, env: dict[str, str], context: LambdaContext | None = None, **event: Any) -> Any:
-        """Run the real handler once with `env` applied to os.environ."""
+    def invoke(
+        self,
+        provider: str,
+        env: dict[str, str],
+        context: LambdaContext | None = None,
+        event: dict[str, Any] | None = None,
+        **scheduled: Any,
+    ) -> Any:
+        """Run the real handler once with `env` applied to os.environ: on `event`, or on a
+        scheduled event made from `scheduled`."""
         saved = dict(os.environ)
         os.environ.update(env)
         try:
-            return handler().lambda_handler(scheduled_event(**event), context or LambdaContext())
+            return handler().lambda_handler(event or scheduled_event(**scheduled), context or LambdaContext())
         finally:
             os.environ.clear()
             os.environ.update(saved)

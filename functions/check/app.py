@@ -1,16 +1,16 @@
-"""The scheduled credit check. Every provider's function runs this module and names its
-provider in the PROVIDER environment variable; the work happens in the shared creditwatch layer."""
+"""The credit check. Every provider's function runs this module and names its provider in the
+PROVIDER environment variable; the work happens in the shared creditwatch layer. The function
+is invoked by its schedule and, for a fleet large enough to shard, by its shard queue."""
 
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from typing import Any
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from creditwatch.monitor import check_provider
+from creditwatch.monitor import handle
 from creditwatch.observability import logger, metrics
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
-    return check_provider(event, context)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

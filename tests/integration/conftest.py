@@ -22,12 +22,6 @@ def stack() -> Iterator[Stack]:
         yield Stack()
 
 
-@pytest.fixture
-def simulator() -> Iterator[ProviderSimulator]:
-    with ProviderSimulator() as sim:
-        yield sim
-
-
 def emf_documents(output: str) -> list[dict[str, Any]]:
     """The CloudWatch EMF documents among the lines a function printed."""
     documents = []

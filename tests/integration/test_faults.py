@@ -70,7 +70,7 @@ def confirm_after_sent(calls: list[str], failed: tuple[int, ...]) -> bool:
 
 def test_every_fault_then_healthy_runs_alerts_each_change_exactly_once(simulator, faults: Faults, clock: Clock):
     trace = healthy_trace(simulator, faults)
-    assert {"GetSecretValue", "BatchGetItem", "BatchWriteItem", "PutItem", "Publish"} <= set(trace)
+    assert {"BatchGetSecretValue", "BatchGetItem", "BatchWriteItem", "PutItem", "Publish"} <= set(trace)
     results = {}
     for failed in cases(trace):
         with mock_aws():

@@ -13,7 +13,7 @@ from creditwatch.domain import Threshold, Thresholds
 DEFAULTS = Thresholds(Threshold(Decimal(1000)), Threshold(Decimal(100)))
 ENV = {
     "PROVIDER": "leadmagic",
-    "SECRET_ID": "creditwatch/leadmagic",
+    "SECRET_NAME": "creditwatch/leadmagic",
     "TABLE_NAME": "balances",
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
     "WARNING_THRESHOLD": "20%",
@@ -38,7 +38,7 @@ def test_reminders_off_and_fractional_forecast_days():
 
 
 @pytest.mark.parametrize(
-    "name", ["PROVIDER", "SECRET_ID", "TABLE_NAME", "TOPIC_ARN", "WARNING_THRESHOLD", "CRITICAL_THRESHOLD"]
+    "name", ["PROVIDER", "SECRET_NAME", "TABLE_NAME", "TOPIC_ARN", "WARNING_THRESHOLD", "CRITICAL_THRESHOLD"]
 )
 def test_a_missing_required_variable_is_named(name):
     env = {k: v for k, v in ENV.items() if k != name}

@@ -4,13 +4,12 @@ import json
 from decimal import Decimal
 
 import pytest
-import responses
 
 from creditwatch import providers
 from creditwatch.domain import Balance, Checked, Rejected, Unavailable
 from creditwatch.http import _classify, fetch, new_session
 from creditwatch.providers import DefinitionError, parse_definition
-from sandbox.simulator import balance
+from sandbox.simulator import ProviderSimulator, Reply, balance
 
 VALID = """
 name: acmedata
@@ -61,21 +60,21 @@ def test_a_definition_with_nested_paths_limit_used_and_query_auth():
 
 def test_the_key_travels_in_the_query_string_and_a_200_can_reject_it():
     provider = acme()
-    url = provider.base_url + provider.path
-    with responses.RequestsMock() as mock:
-        mock.get(url, json={"account": {"balance": {"remaining": 5}}})
-        mock.get(url, json={"status": "invalid_key"})
+    with ProviderSimulator(extra=(provider,)) as simulator:  # it answers only ?apikey=KEY
+        simulator.script("acmedata", KEY, Reply(body={"account": {"balance": {"remaining": 5}}}))
         session = new_session()
-        assert fetch(session, provider, provider.base_url, KEY) == Checked((Balance("credits", Decimal(5)),))
-        assert fetch(session, provider, provider.base_url, KEY) == Rejected(200)
-        assert mock.calls[0].request.url == f"{url}?apikey={KEY}"
+        assert fetch(session, provider, simulator.base_url, KEY) == Checked((Balance("credits", Decimal(5)),))
+        simulator.script("acmedata", KEY, Reply(body={"status": "invalid_key"}))
+        assert fetch(session, provider, simulator.base_url, KEY) == Rejected(200)
+        simulator.script("acmedata", "another-key-0000", Reply(body={"account": {"balance": {"remaining": 5}}}))
+        assert fetch(session, provider, simulator.base_url, "wrong-key-000000") == Rejected(401)
 
 
 def test_an_expression_that_fails_on_a_body_is_an_unusable_response():
     provider = acme(VALID.replace("account.balance.remaining", "length(account)"))
-    with responses.RequestsMock() as mock:
-        mock.get(provider.base_url + provider.path, json={"account": 5})
-        outcome = fetch(new_session(), provider, provider.base_url, KEY)
+    with ProviderSimulator(extra=(provider,)) as simulator:
+        simulator.script("acmedata", KEY, Reply(body={"account": 5}))
+        outcome = fetch(new_session(), provider, simulator.base_url, KEY)
     assert isinstance(outcome, Unavailable)
     assert "could not be evaluated" in outcome.reason
 
@@ -135,15 +134,18 @@ example: {status: 200}
 def test_a_balance_can_come_from_a_response_header():
     """People Data Labs reports what is left in X-TotalLimit-Remaining, not in the body."""
     provider = parse_definition("headerlimit.yaml", HEADER_BALANCE)
-    url = provider.base_url + provider.path
-    with responses.RequestsMock() as mock:
-        mock.get(url, json={"status": 200}, headers={"x-totallimit-remaining": "250"})
-        mock.get(url, json={"status": 200}, headers={"X-TotalLimit-Remaining": "lots"})
-        mock.get(url, json={"status": 200})
+    with ProviderSimulator(extra=(provider,)) as simulator:
+        simulator.script(
+            "headerlimit",
+            KEY,
+            Reply(body={"status": 200}, headers={"x-totallimit-remaining": "250"}),
+            Reply(body={"status": 200}, headers={"X-TotalLimit-Remaining": "lots"}),
+            Reply(body={"status": 200}),
+        )
         session = new_session()
-        assert fetch(session, provider, provider.base_url, KEY) == Checked((Balance("credits", Decimal(250)),))
-        garbage = fetch(session, provider, provider.base_url, KEY)
-        absent = fetch(session, provider, provider.base_url, KEY)
+        assert fetch(session, provider, simulator.base_url, KEY) == Checked((Balance("credits", Decimal(250)),))
+        garbage = fetch(session, provider, simulator.base_url, KEY)
+        absent = fetch(session, provider, simulator.base_url, KEY)
     assert garbage == Unavailable("unusable response: field 'header X-TotalLimit-Remaining' is missing or not a number")
     assert absent == Unavailable("unusable response: none of the definition's pools is in the body")
 

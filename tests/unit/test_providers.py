@@ -1,28 +1,31 @@
-"""Each adapter against its provider's documented responses, faked with `responses`."""
+"""Each adapter against its provider's documented responses, served by the simulator.
+
+The simulator answers only a request that carries the key where the provider expects it (its
+header, Bearer token or query parameter); anything else gets 401, so a Checked outcome also
+proves the key travelled as documented.
+"""
 
 from decimal import Decimal
+from socket import socket
 
 import pytest
-import requests
-import responses
 
 from creditwatch import providers
 from creditwatch.domain import Balance, Checked, Exhausted, Rejected, Unavailable
 from creditwatch.http import fetch, new_session
+from sandbox.simulator import ProviderSimulator, Reply
 
 KEY = "test-key-0000000000"
 
 
-def check(name: str, status: int = 200, body: object = None, **kwargs: object):
-    provider = providers.load(name)
-    url = provider.base_url + provider.path
-    with responses.RequestsMock() as mock:
-        if isinstance(body, str):
-            mock.get(url, status=status, body=body, **kwargs)
-        else:
-            mock.get(url, status=status, json=body, **kwargs)
-        outcome = fetch(new_session(), provider, provider.base_url, KEY)
-        return outcome, mock.calls[0].request
+@pytest.fixture
+def check(simulator: ProviderSimulator):
+    def answer(name: str, status: int = 200, body: object = None, **reply: object):
+        provider = providers.load(name)
+        simulator.script(name, KEY, Reply(status=status, body=body, **reply))  # type: ignore[arg-type]
+        return fetch(new_session(), provider, simulator.base_url, KEY)
+
+    return answer
 
 
 @pytest.mark.parametrize(
@@ -40,14 +43,13 @@ def test_documented_endpoint_and_auth_header(name, url, header, value):
     assert provider.credentials(KEY) == ({header: value}, {})
 
 
-def test_clodura_common_credit_pool():
-    outcome, request = check("clodura", body={"remainingCredits": 4200})
+def test_clodura_common_credit_pool(check):
+    outcome = check("clodura", body={"remainingCredits": 4200})
     assert outcome == Checked((Balance("credits", Decimal(4200)),))
-    assert request.headers["X-API-KEY"] == KEY
 
 
-def test_clodura_prospect_plan_gives_two_pools_with_string_limit():
-    outcome, _ = check(
+def test_clodura_prospect_plan_gives_two_pools_with_string_limit(check):
+    outcome = check(
         "clodura", body={"contactsView": 142, "maxContacts": "1000", "directDials": 38, "maxDirectDials": 200}
     )
     assert outcome == Checked(
@@ -58,32 +60,31 @@ def test_clodura_prospect_plan_gives_two_pools_with_string_limit():
     )
 
 
-def test_clodura_overage_never_goes_negative():
-    outcome, _ = check(
+def test_clodura_overage_never_goes_negative(check):
+    outcome = check(
         "clodura", body={"contactsView": 1200, "maxContacts": "1000", "directDials": 0, "maxDirectDials": 0}
     )
     assert isinstance(outcome, Checked)
     assert outcome.balances[0].remaining == 0
 
 
-def test_clado_credits_and_last_topup():
-    outcome, request = check("clado", body={"credits": 247, "last_topup_at": "2024-01-15T10:30:00Z"})
+def test_clado_credits_and_last_topup(check):
+    outcome = check("clado", body={"credits": 247, "last_topup_at": "2024-01-15T10:30:00Z"})
     assert outcome == Checked((Balance("credits", Decimal(247), topped_up_at="2024-01-15T10:30:00Z"),))
-    assert request.headers["Authorization"] == f"Bearer {KEY}"
 
 
-def test_clado_never_topped_up():
-    outcome, _ = check("clado", body={"credits": 150, "last_topup_at": None})
+def test_clado_never_topped_up(check):
+    outcome = check("clado", body={"credits": 150, "last_topup_at": None})
     assert outcome == Checked((Balance("credits", Decimal(150)),))
 
 
-def test_cleanlist_fractional_balance_is_exact():
-    outcome, _ = check("cleanlist", body='{"organization_id": "org_x", "credits": 1234.5}')
+def test_cleanlist_fractional_balance_is_exact(check):
+    outcome = check("cleanlist", body='{"organization_id": "org_x", "credits": 1234.5}')
     assert outcome == Checked((Balance("credits", Decimal("1234.5")),))
 
 
-def test_leadmagic_fractional_balance_is_exact():
-    outcome, _ = check("leadmagic", body='{"credits": 15432.50}')
+def test_leadmagic_fractional_balance_is_exact(check):
+    outcome = check("leadmagic", body='{"credits": 15432.50}')
     assert isinstance(outcome, Checked)
     assert str(outcome.balances[0].remaining) == "15432.50"
 
@@ -92,8 +93,8 @@ def test_leadmagic_fractional_balance_is_exact():
     ("status", "expected"),
     [(401, Rejected(401)), (403, Rejected(403)), (402, Exhausted())],
 )
-def test_auth_and_payment_statuses(status, expected):
-    assert check("leadmagic", status=status, body={"detail": "x"})[0] == expected
+def test_auth_and_payment_statuses(check, status, expected):
+    assert check("leadmagic", status=status, body={"detail": "x"}) == expected
 
 
 @pytest.mark.parametrize(
@@ -122,19 +123,19 @@ def test_auth_and_payment_statuses(status, expected):
         ),
     ],
 )
-def test_unusable_answers_are_transient_and_say_why(name, status, body, reason):
-    outcome, _ = check(name, status=status, body=body)
+def test_unusable_answers_are_transient_and_say_why(check, name, status, body, reason):
+    outcome = check(name, status=status, body=body)
     assert isinstance(outcome, Unavailable)
     assert reason in outcome.reason
     assert KEY not in outcome.reason
 
 
 def test_connection_failure_is_transient_without_exception_text():
-    provider = providers.load("clado")
-    with responses.RequestsMock() as mock:
-        mock.get(provider.base_url + provider.path, body=requests.exceptions.ConnectionError("boom with details"))
-        outcome = fetch(new_session(), provider, provider.base_url, KEY)
-    assert outcome == Unavailable("the provider could not be reached (ConnectionError)")
+    with socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    outcome = fetch(new_session(), providers.load("clado"), f"http://127.0.0.1:{port}", KEY)
+    assert outcome == Unavailable("the provider could not be reached (NewConnectionError)")
 
 
 def test_unknown_provider_name_is_refused():

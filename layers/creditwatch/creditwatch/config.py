@@ -138,11 +138,14 @@ def _required(env: Mapping[str, str], name: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     provider: providers.Provider
-    secret_id: str
+    secret_name: str  # the provider's secret; more secrets may sit under `<secret_name>/`
     table_name: str
     topic_arn: str
     thresholds: Thresholds
     base_url: str | None = None
+    max_concurrency: int = 16  # checks in flight at once
+    accounts_per_shard: int = 1000  # a run over more accounts fans out shards of this size
+    shard_queue_url: str | None = None  # where shards go; without it every run checks inline
     retention_days: int = 90
     failures_before_alert: int = 3
     metrics_namespace: str = "CreditWatch"
@@ -171,13 +174,16 @@ class Settings:
             raise ConfigError(f"FORECAST_CRITICAL_DAYS: {critical_days} is above FORECAST_WARNING_DAYS {warning_days}")
         return cls(
             provider=_provider(_required(env, "PROVIDER")),
-            secret_id=_required(env, "SECRET_ID"),
+            secret_name=_required(env, "SECRET_NAME"),
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),
             thresholds=parse_thresholds(
                 {name: _required(env, name) for name in THRESHOLD_VARIABLES}, THRESHOLD_VARIABLES
             ),
             base_url=parse_base_url(base_url) if base_url else None,
+            max_concurrency=_positive_int(env, "MAX_CONCURRENCY", 16, maximum=64),
+            accounts_per_shard=_positive_int(env, "ACCOUNTS_PER_SHARD", 1000, minimum=10, maximum=100_000),
+            shard_queue_url=env.get("SHARD_QUEUE_URL", "").strip() or None,
             retention_days=_positive_int(env, "RETENTION_DAYS", 90, maximum=3650),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3, maximum=1000),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "CreditWatch",
@@ -224,44 +230,60 @@ def secret_text(raw: str | bytes) -> str:
     return raw.lstrip("\ufeff").strip()
 
 
-def parse_secret(raw: str | bytes, defaults: Thresholds) -> list[Account]:
+def parse_secret(
+    raw: str | bytes, defaults: Thresholds, label: str = "", seen: set[str] | None = None
+) -> list[Account]:
     """The secret's accounts. An empty list means the secret still holds the placeholder.
 
     Accepted: a bare key, {"api_key": "..."}, or {"accounts": [{"name", "api_key", ...}]}. An
     error in the secret as a whole raises ConfigError; an error in one entry of `accounts`
     costs only that entry (see Account.problem).
+
+    `label` is set for the secrets under the provider's own (`<secret>/<label>`): it names
+    a bare key's account and prefixes every error. Names in `seen` (other secrets') are taken.
     """
+    seen = set() if seen is None else seen
+    where = f"{label}: " if label else ""
     text = secret_text(raw)
+    single = label or "default"
     if not text.startswith(("{", "[")):
-        key = _key(text, "secret")
-        return [] if key == PLACEHOLDER else [Account("default", key, defaults)]
+        key = _key(text, f"{where}secret")
+        return [] if key == PLACEHOLDER else [_single(single, key, defaults, seen, where)]
     try:
         doc: Any = json.loads(text)
     except (ValueError, RecursionError):
-        raise ConfigError("secret: looks like JSON but does not parse") from None
+        raise ConfigError(f"{where}secret: looks like JSON but does not parse") from None
     if not isinstance(doc, dict):
-        raise ConfigError("secret: JSON must be an object with 'api_key' or 'accounts'")
+        raise ConfigError(f"{where}secret: JSON must be an object with 'api_key' or 'accounts'")
     if "accounts" not in doc:
         if "api_key" not in doc:
-            raise ConfigError("secret: JSON needs 'api_key' or 'accounts'")
-        key = _key(doc["api_key"], "api_key")
-        return [] if key == PLACEHOLDER else [Account("default", key, defaults)]
+            raise ConfigError(f"{where}secret: JSON needs 'api_key' or 'accounts'")
+        key = _key(doc["api_key"], f"{where}api_key")
+        return [] if key == PLACEHOLDER else [_single(single, key, defaults, seen, where)]
     entries = doc["accounts"]
     if not isinstance(entries, list) or not entries:
-        raise ConfigError("accounts: must be a non-empty list")
+        raise ConfigError(f"{where}accounts: must be a non-empty list")
     accounts: list[Account] = []
-    seen: set[str] = set()
     for index, entry in enumerate(entries):
-        account = _entry(index, entry, defaults, seen)
+        account = _entry(index, entry, defaults, seen, label)
         if account is not None:
             seen.add(account.name)
             accounts.append(account)
     return accounts
 
 
-def _entry(index: int, entry: object, defaults: Thresholds, seen: set[str]) -> Account | None:
+def _single(name: str, key: str, defaults: Thresholds, seen: set[str], where: str) -> Account:
+    """The one account of a secret that holds a bare key, named after the secret."""
+    if not ACCOUNT_NAME.fullmatch(name) or name in seen:
+        problem = f"{where}secret: a bare key's account takes the secret's name, and {name!r} is not usable or taken"
+        return Account(f"{name}/secret", "", defaults, problem=problem)
+    seen.add(name)
+    return Account(name, key, defaults)
+
+
+def _entry(index: int, entry: object, defaults: Thresholds, seen: set[str], label: str = "") -> Account | None:
     """One entry of `accounts`; None for a placeholder key."""
-    where = f"accounts[{index}]"
+    where = f"{label}: accounts[{index}]" if label else f"accounts[{index}]"
     # An entry without a usable name is known by its position, which no valid name can be.
     name = entry.get("name") if isinstance(entry, dict) else None
     usable_name = isinstance(name, str) and ACCOUNT_NAME.fullmatch(name) is not None and name not in seen
@@ -277,5 +299,6 @@ def _entry(index: int, entry: object, defaults: Thresholds, seen: set[str]) -> A
         named = {f"{where}.{attribute}": value for attribute, value in entry.items()}
         thresholds = parse_thresholds(named, (f"{where}.warning_threshold", f"{where}.critical_threshold"), defaults)
     except ConfigError as error:
-        return Account(str(name) if usable_name else where, "", defaults, problem=str(error))
+        position = f"{label}/accounts[{index}]" if label else f"accounts[{index}]"
+        return Account(str(name) if usable_name else position, "", defaults, problem=str(error))
     return None if key == PLACEHOLDER else Account(str(name), key, thresholds)

@@ -4,20 +4,23 @@ Every request is bounded: a body of at most MAX_BODY bytes after decompression, 
 streams in, and one time budget (REQUEST_BUDGET, never past the run's deadline) that covers
 connecting, retrying and reading the body. Connection failures and HTTP 429/5xx are retried;
 read timeouts are not, so a hung provider costs one READ_TIMEOUT, not several.
+
+urllib3 is used directly: botocore imports it anyway, so it costs nothing at cold start, its
+PoolManager is thread-safe, and it keeps no cookie jar that could carry one account's session
+into another's request.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, Self
 
-import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
@@ -44,11 +47,15 @@ class DeadlineRetry(Retry):
     the run's (`deadline`, the Lambda's end less a margin) or the current request's budget."""
 
     deadline = float("inf")
+    min_interval = 0.0  # seconds between two attempts with one key
 
     def new(self, **kw: Any) -> Self:
         retry = super().new(**kw)
-        retry.deadline = self.deadline
+        retry.deadline, retry.min_interval = self.deadline, self.min_interval
         return retry
+
+    def get_backoff_time(self) -> float:
+        return max(super().get_backoff_time(), self.min_interval)
 
     def is_exhausted(self) -> bool:
         deadline = min(self.deadline, _request_deadline.get())
@@ -56,7 +63,11 @@ class DeadlineRetry(Retry):
         return out_of_time or super().is_exhausted()
 
 
-def new_session(deadline: float = float("inf"), pool_size: int = 10) -> requests.Session:
+def new_session(
+    deadline: float = float("inf"), pool_size: int = 16, min_interval: float = 0.0
+) -> urllib3.PoolManager:
+    """Connections for one run: `pool_size` kept open per host (one per concurrent check), and
+    retries of one key at least `min_interval` seconds apart (its provider's per-key rate limit)."""
     retry = DeadlineRetry(
         total=RETRIES,
         connect=RETRIES,
@@ -72,12 +83,26 @@ def new_session(deadline: float = float("inf"), pool_size: int = 10) -> requests
         respect_retry_after_header=True,
         raise_on_status=False,
     )
-    retry.deadline = deadline
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+    retry.deadline, retry.min_interval = deadline, min_interval
+    timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
+    return urllib3.PoolManager(num_pools=4, maxsize=pool_size, retries=retry, timeout=timeout)
+
+
+class Pacer:
+    """Spaces the starts of requests at least `interval` seconds apart, across threads: a
+    provider-wide rate limit. Each caller is given its own start time."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def slot(self) -> float:
+        """The time.monotonic() at which the caller may start its request."""
+        with self._lock:
+            start = max(time.monotonic(), self._next)
+            self._next = start + self.interval
+            return start
 
 
 class TooLarge(Exception):
@@ -92,22 +117,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
-def _describe(exc: requests.RequestException | urllib3.exceptions.HTTPError) -> str:
+def _describe(exc: HTTPError) -> str:
     """A failure in words, without the exception text (which can carry the URL and more)."""
-    # requests reports a timeout whose retries ran out as a ConnectionError wrapping urllib3's
-    # error; reading the body raw raises urllib3's own errors.
-    cause = exc if isinstance(exc, urllib3.exceptions.HTTPError) else (exc.args[0] if exc.args else None)
-    reason = cause.reason if isinstance(cause, MaxRetryError) else cause
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
     if isinstance(reason, NewConnectionError):  # a subclass of urllib3's timeout, but refused
-        return f"the provider could not be reached ({type(exc).__name__})"
-    if isinstance(exc, requests.Timeout) or isinstance(reason, Urllib3Timeout):
+        return f"the provider could not be reached ({type(reason).__name__})"
+    if isinstance(reason, Urllib3Timeout):
         return "the provider timed out"
-    if isinstance(exc, requests.exceptions.RetryError):
+    if isinstance(exc, MaxRetryError):
         return "the provider kept failing after retries"
-    return f"the provider could not be reached ({type(exc).__name__})"
+    return f"the provider could not be reached ({type(reason).__name__})"
 
 
-def _read(response: requests.Response, deadline: float) -> bytes:
+def _read(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     """The decompressed body, read chunk by chunk within MAX_BODY bytes and the deadline."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
@@ -115,31 +137,31 @@ def _read(response: requests.Response, deadline: float) -> bytes:
     body = bytearray()
     # read1 returns after a single read from the socket (and decompresses at most CHUNK bytes
     # of it), so a body dripped a byte at a time still meets the deadline check every read.
-    while chunk := response.raw.read1(CHUNK, decode_content=True):
+    while chunk := response.read1(CHUNK, decode_content=True):
         body += chunk
         if len(body) > MAX_BODY:
             raise TooLarge
         if time.monotonic() > deadline:
             raise TooSlow
-    response.raw.release_conn()  # read to the end: the connection goes back to the pool for the next check
+    response.release_conn()  # read to the end: the connection goes back to the pool for the next check
     return bytes(body)
 
 
-def fetch(session: requests.Session, provider: Provider, base_url: str, api_key: str) -> Outcome:
+def fetch(pool: urllib3.PoolManager, provider: Provider, base_url: str, api_key: str) -> Outcome:
     """One check. Never raises for what the provider does; the reason never holds the key."""
     deadline = time.monotonic() + REQUEST_BUDGET
     token = _request_deadline.set(deadline)
     headers, params = provider.credentials(api_key)
     try:
-        with session.get(
+        with pool.request(
+            "GET",
             base_url + provider.path,
+            fields=params or None,
             headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate", **headers},
-            params=params,
-            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-            allow_redirects=False,
-            stream=True,
+            redirect=False,
+            preload_content=False,
         ) as response:
-            status = response.status_code
+            status = response.status
             if status in (401, 403):
                 return Rejected(status)
             if status == 402:
@@ -148,7 +170,7 @@ def fetch(session: requests.Session, provider: Provider, base_url: str, api_key:
                 return Unavailable(f"the provider answered HTTP {status}")
             content = _read(response, deadline)
             answer_headers = {name.lower(): value for name, value in response.headers.items()}
-    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+    except HTTPError as exc:
         return Unavailable(_describe(exc))
     except TooLarge:
         return Unavailable(f"unusable response: body larger than {MAX_BODY} bytes")

@@ -1,12 +1,18 @@
-"""One scheduled run for one provider: read keys, check every account, record, alert.
+"""One run for one provider: read keys, check every account, record, alert.
 
 The run owns all risk. Whatever goes wrong with one account (the provider's answer, the
 adapter, the domain, a write, a send) is that account's failure: it is logged, counted and
 reported at the end, and the other accounts go on.
 
+Checks run concurrently, up to MAX_CONCURRENCY at once: each thread only waits on its
+provider, and everything else (judging, metrics, DynamoDB, alerts) happens on the run's own
+thread, in batches. A fleet larger than ACCOUNTS_PER_SHARD is not checked by the scheduled
+invocation itself: it sends shards of account names to the provider's SQS queue, and the
+same function checks each shard as its own invocation.
+
 Alerts go out through an outbox kept in the account's STATE item:
 1. claim: the new state and its rendered alerts are written together, conditionally on the
-   version read, so of two racing runs exactly one owns the alerts;
+   version read, so of two racing runs (or shards delivered twice) exactly one owns the alerts;
 2. send: each alert is published to SNS;
 3. confirm: each alert SNS took is removed from the outbox; one it refused is released.
 An alert whose send or confirm fails stays in the outbox, and a later run sends it once its
@@ -15,25 +21,27 @@ lease (the claiming run's deadline) has passed. Nothing claimed is lost, even on
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
 import boto3
-import requests
+import urllib3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from creditwatch import providers
 from creditwatch.config import Account, Settings
 from creditwatch.domain import Evaluation, Exhausted, Misconfigured, Outcome, PoolReport, Unavailable, evaluate, iso
-from creditwatch.http import REQUEST_BUDGET, fetch, new_session
+from creditwatch.http import REQUEST_BUDGET, Pacer, fetch, new_session
 from creditwatch.notifier import Notifier
 from creditwatch.observability import emit, logger, metrics
 from creditwatch.repository import Pending, Repository, Snapshot, StateConflict, Stored, TopUpRecord
@@ -42,6 +50,7 @@ from creditwatch.secret_store import load_accounts
 AWS_ERRORS = (BotoCoreError, ClientError)
 TIME_MARGIN = 5.0  # seconds kept free at the end of the invocation
 MAX_OUTBOX = 20  # alerts kept per account while SNS refuses them; older ones are dropped loudly
+MAX_SHARD_MESSAGE = 200_000  # bytes of shard messages per SendMessageBatch (SQS takes 256 KiB)
 
 
 class RunIncomplete(RuntimeError):
@@ -50,9 +59,9 @@ class RunIncomplete(RuntimeError):
 
 
 @cache
-def aws() -> tuple[Any, Any]:
+def aws() -> tuple[Any, Any, Any]:
     """Clients made once per execution environment and reused by warm invocations."""
-    return boto3.resource("dynamodb"), boto3.client("sns")
+    return boto3.resource("dynamodb"), boto3.client("sns"), boto3.client("sqs")
 
 
 def now() -> datetime:
@@ -60,32 +69,93 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def check_provider(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    """One scheduled run for the provider the function's PROVIDER variable names."""
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The function's one entry: a scheduled run, or shards of one from the provider's queue."""
     settings = Settings.from_env(os.environ)
-    provider = settings.provider
     metrics.namespace = settings.metrics_namespace
-    logger.append_keys(provider=provider.name)
+    logger.append_keys(provider=settings.provider.name)
+    if "Records" in event:
+        return check_shards(SQSEvent(event), context, settings)
+    return check_provider(EventBridgeEvent(event), context, settings)
+
+
+def check_provider(event: EventBridgeEvent, context: LambdaContext, settings: Settings) -> dict[str, Any]:
+    """A scheduled run: every account, checked here or, for a large fleet, sent out in shards."""
+    provider = settings.provider
+    logger.set_correlation_id(event.get("id"))
     logger.info("run started", extra={"scheduled_time": event.get("time")})
-    accounts = load_accounts(settings.secret_id, settings.thresholds)
+    accounts = load_accounts(settings.secret_name, settings.thresholds)
     if not accounts:
-        logger.warning("not configured: the secret holds the placeholder", extra={"secret_id": settings.secret_id})
+        logger.warning("not configured: the secret holds the placeholder", extra={"secret": settings.secret_name})
         return {"provider": provider.name, "configured": False}
-    dynamodb, sns = aws()
+    if settings.shard_queue_url and len(accounts) > settings.accounts_per_shard:
+        return send_shards(settings, [account.name for account in accounts], event)
+    return new_run(settings, context).check(accounts)
+
+
+def check_shards(event: SQSEvent, context: LambdaContext, settings: Settings) -> dict[str, Any]:
+    """Check the accounts each shard names (the queue delivers one at a time). Accounts
+    removed from the secrets since the shard was sent are skipped."""
+    results = []
+    for record in event.records:
+        shard = json.loads(record.body)
+        logger.set_correlation_id(shard.get("run"))
+        wanted = set(shard["accounts"])
+        accounts = [a for a in load_accounts(settings.secret_name, settings.thresholds) if a.name in wanted]
+        logger.info("shard started", extra={"shard": shard.get("shard"), "accounts": len(accounts)})
+        results.append(new_run(settings, context).check(accounts))
+    return {"provider": settings.provider.name, "shards": results}
+
+
+def send_shards(settings: Settings, names: list[str], event: EventBridgeEvent) -> dict[str, Any]:
+    """Fan a large fleet out: one queue message per ACCOUNTS_PER_SHARD account names (never a
+    key), sent in batches. Each shard's invocation reads the keys from the cached secrets."""
+    size = settings.accounts_per_shard
+    bodies = [
+        json.dumps({"run": event.get("id"), "shard": number, "accounts": names[start : start + size]})
+        for number, start in enumerate(range(0, len(names), size))
+    ]
+    sqs = aws()[2]
+    for batch in _batches(bodies):
+        entries = [{"Id": str(index), "MessageBody": body} for index, body in enumerate(batch)]
+        response = sqs.send_message_batch(QueueUrl=settings.shard_queue_url, Entries=entries)
+        if response.get("Failed"):  # the scheduled run fails and is retried, shards and all
+            raise RunIncomplete(f"{len(response['Failed'])} shard(s) not queued")
+    summary = {"provider": settings.provider.name, "accounts": len(names), "shards": len(bodies)}
+    logger.info("run sharded", extra=summary)
+    metrics.add_dimension(name="Provider", value=settings.provider.name)
+    metrics.add_metric(name="ShardsQueued", unit=MetricUnit.Count, value=len(bodies))
+    return summary
+
+
+def _batches(bodies: list[str]) -> Iterator[list[str]]:
+    """At most 10 messages and MAX_SHARD_MESSAGE bytes a batch, as SendMessageBatch allows."""
+    batch: list[str] = []
+    for body in bodies:
+        if batch and (len(batch) == 10 or sum(map(len, batch)) + len(body) > MAX_SHARD_MESSAGE):
+            yield batch
+            batch = []
+        batch.append(body)
+    if batch:
+        yield batch
+
+
+def new_run(settings: Settings, context: LambdaContext) -> Run:
+    dynamodb, sns, _ = aws()
+    provider = settings.provider
     remaining = context.get_remaining_time_in_millis() / 1000 - TIME_MARGIN
     deadline = time.monotonic() + remaining
-    clock = now
-    run = Run(
+    clock = now  # looked up per run, so that tests can set the time
+    return Run(
         provider=provider,
         settings=settings,
         repository=Repository(dynamodb.Table(settings.table_name), provider.name, settings.retention_days, deadline),
         notifier=Notifier(sns, settings.topic_arn, provider),
-        session=new_session(deadline),
+        session=new_session(deadline, settings.max_concurrency, provider.key_interval),
         deadline=deadline,
         clock=clock,
         lease_until=iso(clock() + timedelta(seconds=remaining + TIME_MARGIN)),
     )
-    return run.check(accounts)
 
 
 @dataclass
@@ -94,12 +164,16 @@ class Run:
     settings: Settings
     repository: Repository
     notifier: Notifier
-    session: requests.Session
+    session: urllib3.PoolManager
     lease_until: str  # the invocation's end: until then no other run sends what this one claims
     deadline: float = float("inf")  # time.monotonic() by which the run must be done
     clock: Callable[[], datetime] = now
     problems: list[str] = field(default_factory=list)
     alerts_sent: int = 0
+
+    def __post_init__(self) -> None:
+        interval = self.provider.provider_interval
+        self.pacer = Pacer(interval) if interval else None
 
     def check(self, accounts: list[Account]) -> dict[str, Any]:
         stored, unread = self.repository.load([account.name for account in accounts])
@@ -110,15 +184,20 @@ class Run:
             (a for a in accounts if a.name in stored), key=lambda a: (stored[a.name].checked_at or "", a.name)
         )
         evaluations: dict[str, Evaluation] = {}
-        for index, account in enumerate(queue):
-            if time.monotonic() + REQUEST_BUDGET > self.deadline:
-                # Better to record what was checked than to be cut off with nothing saved.
-                left = [a.name for a in queue[index:]]
-                logger.warning("out of time: accounts left for the next run", extra={"accounts": left})
-                break
-            evaluation = self._isolated(account.name, "check", partial(self._check, account, stored[account.name]))
-            if evaluation is not None:
-                evaluations[account.name] = evaluation
+        left: list[str] = []
+        # Threads wait on providers; this thread judges each answer as it comes, in queue order.
+        workers = max(1, min(self.settings.max_concurrency, len(queue)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
+            for account, outcome in zip(queue, pool.map(self._fetch_in_time, queue), strict=True):
+                if outcome is None:
+                    left.append(account.name)
+                    continue
+                judge = partial(self._judge, account, stored[account.name], outcome)
+                evaluation = self._isolated(account.name, "check", judge)
+                if evaluation is not None:
+                    evaluations[account.name] = evaluation
+        if left:  # checked first next time: they are now the least recently checked
+            logger.warning("out of time: accounts left for the next run", extra={"accounts": left})
         self._save_run(evaluations)
         for name, evaluation in evaluations.items():
             previous = stored[name]
@@ -127,7 +206,7 @@ class Run:
         summary = {
             "provider": self.provider.name,
             "accounts": len(accounts),
-            "unchecked": len(accounts) - len(evaluations),
+            "unchecked": len(unread) + len(left),
             "failed_checks": sum(not evaluation.pools for evaluation in evaluations.values()),
             "alerts_sent": self.alerts_sent,
         }
@@ -136,6 +215,7 @@ class Run:
         metrics.add_dimension(name="Provider", value=self.provider.name)
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=self.alerts_sent)
         metrics.add_metric(name="AccountErrors", unit=MetricUnit.Count, value=len(self.problems))
+        metrics.add_metric(name="AccountsUnchecked", unit=MetricUnit.Count, value=summary["unchecked"])
         if self.problems:
             raise RunIncomplete("; ".join(self.problems))
         return summary
@@ -163,8 +243,15 @@ class Run:
             logger.exception("adapter failed", extra={"account": account.name, "error": type(error).__name__})
             return Unavailable(f"the {self.provider.title} adapter failed ({type(error).__name__})")
 
-    def _check(self, account: Account, stored: Stored) -> Evaluation:
-        outcome = self._fetch(account)
+    def _fetch_in_time(self, account: Account) -> Outcome | None:
+        """On a worker thread: the account's check, or None when the run has no time left for it."""
+        start = self.pacer.slot() if self.pacer else time.monotonic()
+        if start + REQUEST_BUDGET > self.deadline:
+            return None
+        time.sleep(max(0.0, start - time.monotonic()))
+        return self._fetch(account)
+
+    def _judge(self, account: Account, stored: Stored, outcome: Outcome) -> Evaluation:
         policy = self.settings.policy(account.thresholds)
         evaluation = evaluate(
             self.provider.name, account.name, self.clock(), stored.state, stored.windows, outcome, policy

@@ -1,7 +1,7 @@
 """Logger and Metrics, created once. Service and namespace come from the Powertools env.
 
 Every log line is cleaned of API keys (creditwatch.redaction), and the libraries that can log
-a request or a response (botocore, boto3, urllib3, requests) write through the same handler
+a request or a response (botocore, boto3, urllib3) write through the same handler
 and formatter, at the same level, instead of reaching the root logger unformatted.
 """
 
@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from creditwatch.redaction import RedactingFormatter
 
-LIBRARY_LOGGERS = {"botocore", "boto3", "urllib3", "requests"}
+LIBRARY_LOGGERS = {"botocore", "boto3", "urllib3"}
 
 logger = Logger(logger_formatter=RedactingFormatter())
 for _name in LIBRARY_LOGGERS:

@@ -47,7 +47,8 @@ TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a header or query parameter name
 PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
 BASE_URL = re.compile(r"https://[a-z0-9.-]{1,200}(?::[0-9]{1,5})?")
 TEXT = re.compile(r"[ -~]{1,200}")  # printable ASCII, as alert subjects need
-KEYS = {"name", "title", "docs", "request", "pools", "rejected_when", "topped_up_at", "example"}
+KEYS = {"name", "title", "docs", "request", "pools", "rejected_when", "topped_up_at", "rate_limit", "example"}
+RATE_KEYS = {"per", "per_second", "per_minute", "per_day"}
 REQUEST_KEYS = {"base_url", "path", "method", "auth"}
 POOL_FIELDS = ("remaining", "limit", "used")
 
@@ -100,6 +101,22 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A documented request limit, for one key (`per: key`) or all of the provider's keys
+    together (`per: provider`)."""
+
+    per: str
+    per_second: int | None = None
+    per_minute: int | None = None
+    per_day: int | None = None
+
+    @property
+    def interval(self) -> float:
+        """The least time between two requests that keeps within the per-second and per-minute limits."""
+        return max(1 / (self.per_second or 1e9), 60 / (self.per_minute or 1e9))
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     title: str
@@ -110,7 +127,18 @@ class Provider:
     pools: tuple[Pool, ...]
     rejected_when: Expression | None = None
     topped_up_at: Expression | None = None
+    rate_limit: RateLimit | None = None
     example: Mapping[str, Any] | None = None  # a documented answer, for the simulator and tests
+
+    @property
+    def key_interval(self) -> float:
+        """Seconds between two attempts with one key (retries of one check)."""
+        return self.rate_limit.interval if self.rate_limit else 0.0
+
+    @property
+    def provider_interval(self) -> float:
+        """Seconds between the starts of any two checks of a run, when the limit is provider-wide."""
+        return self.rate_limit.interval if self.rate_limit and self.rate_limit.per == "provider" else 0.0
 
     def credentials(self, api_key: str) -> tuple[dict[str, str], dict[str, str]]:
         """The headers and query parameters that carry the key."""
@@ -254,6 +282,18 @@ def parse_definition(file: str, text: str) -> Provider:
         if "remaining" not in fields and not {"limit", "used"} <= set(fields):
             raise fail(where, "needs `remaining`, or `limit` and `used`")
         pools.append(Pool(pool_name, **{f: pool_field(v, f"{where}.{f}") for f, v in fields.items()}))
+    rate_limit = None
+    if "rate_limit" in doc:
+        limits = mapping(doc["rate_limit"], "rate_limit", RATE_KEYS)
+        if limits.get("per") not in ("key", "provider"):
+            raise fail("rate_limit.per", "must be `key` (each key has its own limit) or `provider`")
+        counts = {window: limits[window] for window in RATE_KEYS - {"per"} if window in limits}
+        for window, count in counts.items():
+            if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1_000_000:
+                raise fail(f"rate_limit.{window}", "must be a whole number of requests from 1 to 1000000")
+        if not counts:
+            raise fail("rate_limit", "needs per_second, per_minute or per_day")
+        rate_limit = RateLimit(limits["per"], **counts)
     example = doc.get("example")
     if example is not None and not isinstance(example, dict):
         raise fail("example", "must be a mapping: a documented answer")
@@ -267,6 +307,7 @@ def parse_definition(file: str, text: str) -> Provider:
         pools=tuple(pools),
         rejected_when=expression(doc["rejected_when"], "rejected_when") if "rejected_when" in doc else None,
         topped_up_at=expression(doc["topped_up_at"], "topped_up_at") if "topped_up_at" in doc else None,
+        rate_limit=rate_limit,
         example=example,
     )
 
