@@ -13,7 +13,6 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from sandbox.harness import Stack
-from sandbox.simulator import ProviderSimulator
 
 
 @pytest.fixture

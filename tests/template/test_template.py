@@ -11,7 +11,10 @@ from sandbox.harness import PROVIDERS, ROOT, raw_template, template
 RESOURCES = template()["Resources"]  # expanded: what CloudFormation creates
 CONTRACT_ENV = {
     "PROVIDER",
-    "SECRET_ID",
+    "SECRET_NAME",
+    "SHARD_QUEUE_URL",
+    "MAX_CONCURRENCY",
+    "ACCOUNTS_PER_SHARD",
     "TABLE_NAME",
     "TOPIC_ARN",
     "WARNING_THRESHOLD",
@@ -77,20 +80,68 @@ def test_each_provider_gets_its_function_secret_and_log_group(provider):
     assert f"{provider}SecretCommand" in template()["Outputs"]
 
 
+# Secrets Manager actions that take no resource scope: each secret they return must still be
+# allowed by GetSecretValue, which is scoped.
+UNSCOPED = {"secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets"}
+ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}"
+
+
+def statements(provider: str) -> list[dict]:
+    policies = function(provider)["Properties"]["Policies"]
+    return [statement for policy in policies for statement in policy.get("Statement", [])]
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_each_function_reads_only_its_own_secret(provider):
+def test_each_function_reads_only_its_own_secrets(provider):
+    """Its secret (Secrets Manager adds six characters to the name) and those under its name:
+    `<stack>/clado` must not reach `<stack>/cladoplus`."""
+    variables = function(provider)["Properties"]["Environment"]["Variables"]
+    assert variables["SECRET_NAME"] == f"${{AWS::StackName}}/{provider}"
+    readers = [s for s in statements(provider) if "secretsmanager:GetSecretValue" in json.dumps(s["Action"])]
+    assert readers == [
+        {
+            "Sid": "ReadOwnSecrets",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": [f"{ARN}/{provider}-??????", f"{ARN}/{provider}/*"],
+        }
+    ]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_no_wildcards_in_function_policies_where_a_scope_exists(provider):
+    for statement in statements(provider):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Resource"] == "*":
+            assert set(actions) <= UNSCOPED
+            continue
+        resources = json.dumps(statement["Resource"]).replace(f"/{provider}/*", "")
+        assert "*" not in resources
+        assert all("*" not in action for action in actions)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_function_consumes_its_own_shard_queue_one_shard_at_a_time(provider):
     properties = function(provider)["Properties"]
-    assert properties["Environment"]["Variables"]["SECRET_ID"] == f"{provider}Secret"
-    secret_policies = [p for p in properties["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p]
-    assert secret_policies == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": f"{provider}Secret"}}]
+    assert properties["Environment"]["Variables"]["SHARD_QUEUE_URL"] == f"{provider}ShardQueue"
+    event = properties["Events"]["Shards"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == f"{provider}ShardQueue.Arn"
+    assert event["Properties"]["BatchSize"] == 1
+    queue = RESOURCES[f"{provider}ShardQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * template()["Globals"]["Function"]["Timeout"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == "FailedRunQueue.Arn"
+    assert {"SQSSendMessagePolicy": {"QueueName": f"{provider}ShardQueue.QueueName"}} in properties["Policies"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_no_wildcards_in_function_policies(provider):
-    for policy in function(provider)["Properties"]["Policies"]:
-        for statement in policy.get("Statement", []):
-            assert "*" not in json.dumps(statement["Resource"])
-            assert all("*" not in action for action in statement["Action"])
+def test_unchecked_accounts_alarm(provider):
+    alarm = RESOURCES[f"{provider}UncheckedAlarm"]["Properties"]
+    assert alarm["MetricName"] == "AccountsUnchecked"
+    assert alarm["Dimensions"] == [{"Name": "Provider", "Value": provider}]
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == ["AlertTopic"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

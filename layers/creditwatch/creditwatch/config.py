@@ -182,7 +182,7 @@ class Settings:
             ),
             base_url=parse_base_url(base_url) if base_url else None,
             max_concurrency=_positive_int(env, "MAX_CONCURRENCY", 16, maximum=64),
-            accounts_per_shard=_positive_int(env, "ACCOUNTS_PER_SHARD", 1000, minimum=10, maximum=100_000),
+            accounts_per_shard=_positive_int(env, "ACCOUNTS_PER_SHARD", 1000, minimum=10, maximum=3000),
             shard_queue_url=env.get("SHARD_QUEUE_URL", "").strip() or None,
             retention_days=_positive_int(env, "RETENTION_DAYS", 90, maximum=3650),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3, maximum=1000),

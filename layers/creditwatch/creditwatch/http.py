@@ -63,9 +63,7 @@ class DeadlineRetry(Retry):
         return out_of_time or super().is_exhausted()
 
 
-def new_session(
-    deadline: float = float("inf"), pool_size: int = 16, min_interval: float = 0.0
-) -> urllib3.PoolManager:
+def new_session(deadline: float = float("inf"), pool_size: int = 16, min_interval: float = 0.0) -> urllib3.PoolManager:
     """Connections for one run: `pool_size` kept open per host (one per concurrent check), and
     retries of one key at least `min_interval` seconds apart (its provider's per-key rate limit)."""
     retry = DeadlineRetry(

@@ -203,10 +203,11 @@ class Run:
             previous = stored[name]
             if evaluation.state != previous.state or previous.outbox:
                 self._isolated(name, "alert", partial(self._settle, name, previous, evaluation))
+        unchecked = len(unread) + len(left)
         summary = {
             "provider": self.provider.name,
             "accounts": len(accounts),
-            "unchecked": len(unread) + len(left),
+            "unchecked": unchecked,
             "failed_checks": sum(not evaluation.pools for evaluation in evaluations.values()),
             "alerts_sent": self.alerts_sent,
         }
@@ -215,7 +216,7 @@ class Run:
         metrics.add_dimension(name="Provider", value=self.provider.name)
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=self.alerts_sent)
         metrics.add_metric(name="AccountErrors", unit=MetricUnit.Count, value=len(self.problems))
-        metrics.add_metric(name="AccountsUnchecked", unit=MetricUnit.Count, value=summary["unchecked"])
+        metrics.add_metric(name="AccountsUnchecked", unit=MetricUnit.Count, value=unchecked)
         if self.problems:
             raise RunIncomplete("; ".join(self.problems))
         return summary

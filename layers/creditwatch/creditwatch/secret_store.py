@@ -31,7 +31,7 @@ class FleetSecrets(BaseProvider):
     `name` or `name/...`, as {secret name: value}, an unreadable one as Unreadable."""
 
     def __init__(self, client: Any) -> None:
-        super().__init__(client=client)
+        super().__init__(client=client)  # type: ignore[no-untyped-call]
         self.client = client
 
     def _get(self, name: str, **sdk_options: Any) -> str:
