@@ -82,6 +82,8 @@ class ProviderSimulator:
         self.routes = routes(extra)
         self.scripts: dict[tuple[str, str], list[Reply]] = {}
         self.calls: list[tuple[str, str]] = []  # (provider, path) of every request, authorised or not
+        self.arrivals: list[tuple[str, str | None, float]] = []  # (provider, key, time.monotonic())
+        self.in_flight = self.peak = 0  # requests being answered now, and the most at once
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -127,9 +129,17 @@ class ProviderSimulator:
                 keys = [(provider.name, self._key(provider, query)) for provider in defined]
                 name, api_key = next(((n, k) for n, k in keys if (n, k or "") in simulator.scripts), keys[0])
                 simulator.calls.append((name, path))
-                reply = simulator._next_reply(name, api_key)
-                time.sleep(reply.delay)
-                self._send(reply)
+                with simulator._lock:
+                    simulator.arrivals.append((name, api_key, time.monotonic()))
+                    simulator.in_flight += 1
+                    simulator.peak = max(simulator.peak, simulator.in_flight)
+                try:
+                    reply = simulator._next_reply(name, api_key)
+                    time.sleep(reply.delay)
+                    self._send(reply)
+                finally:
+                    with simulator._lock:
+                        simulator.in_flight -= 1
 
             def _key(self, provider: Provider, query: str) -> str | None:
                 kind, name = provider.auth
