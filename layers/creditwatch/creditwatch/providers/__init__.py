@@ -7,10 +7,13 @@ every balance against what DynamoDB, CloudWatch and the alert text can hold. A d
 validated when it loads; an error names the file and the field.
 
 The folder is the registry: `names()` lists it, and tests, the demo and the simulator read it.
+The layer's build writes each definition beside it as JSON too, `<name>.json`, which the
+deployed function reads instead, so that a cold start does not import a YAML parser.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import jmespath
-import yaml
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from jmespath.exceptions import JMESPathError
 
@@ -217,14 +219,28 @@ def names() -> list[str]:
 
 @cache
 def load(name: str) -> Provider:
-    """The provider defined in `<name>.yaml`, validated."""
+    """The provider defined in `<name>.yaml` (or its built form, `<name>.json`), validated."""
     if not NAME.fullmatch(name) or not (FOLDER / f"{name}.yaml").is_file():
         raise ValueError(f"{name[:40]!r} is not a defined provider ({', '.join(names())})")
+    built = FOLDER / f"{name}.json"
+    if built.is_file():
+        return definition(f"{name}.yaml", json.loads(built.read_text(encoding="utf-8")))
     return parse_definition(f"{name}.yaml", (FOLDER / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
 def parse_definition(file: str, text: str) -> Provider:
-    """A provider from a definition's text; every error names `file` and the field."""
+    """A provider from a definition's YAML text; every error names `file` and the field."""
+    import yaml  # here, not at the top: the deployed layer reads JSON and never imports it
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DefinitionError(f"{file}: (file): not YAML ({type(error).__name__})") from None
+    return definition(file, document)
+
+
+def definition(file: str, document: object) -> Provider:
+    """A provider from a parsed definition; every error names `file` and the field."""
 
     def fail(field: str, problem: str) -> DefinitionError:
         return DefinitionError(f"{file}: {field}: {problem}")
@@ -254,11 +270,7 @@ def parse_definition(file: str, text: str) -> Provider:
             raise fail(field, f"unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(allowed)}")
         return value
 
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise fail("(file)", f"not YAML ({type(error).__name__})") from None
-    doc = mapping(doc, "(file)", KEYS)
+    doc = mapping(document, "(file)", KEYS)
     name = string(doc.get("name"), "name", NAME)
     if f"{name}.yaml" != Path(file).name:
         raise fail("name", f"must be the file's name without .yaml, not {name!r}")
