@@ -194,12 +194,19 @@ def test_topic_is_kms_encrypted_and_sms_gets_critical_only():
     assert RESOURCES["EmailSubscription"]["Condition"] == "HasEmail"
 
 
-def test_layer_is_built_by_sam_for_the_target_runtime():
+def test_layer_is_built_with_bytecode_for_the_target_runtime():
     layer = RESOURCES["CreditwatchLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert layer["Properties"]["ContentUri"] == "layers/creditwatch/"
+    assert layer["Properties"]["CompatibleRuntimes"] == [function(PROVIDERS[0])["Properties"]["Runtime"]]
+    makefile = (ROOT / "layers/creditwatch/Makefile").read_text()
+    assert "build-CreditwatchLayer:" in makefile  # sam build runs build-<logical ID>
+    assert "--platform manylinux2014_aarch64 --implementation cp --python-version 3.12" in makefile
+    assert "compileall -q -j 0 --invalidation-mode unchecked-hash" in makefile  # valid on a read-only /opt
     requirements = (ROOT / "layers/creditwatch/requirements.txt").read_text()
     assert "aws-lambda-powertools==" in requirements
+    assert "requests" not in requirements
 
 
 def test_samconfig_has_working_defaults():

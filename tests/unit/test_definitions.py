@@ -188,3 +188,13 @@ def test_numbers_outside_what_every_store_holds_are_unusable(text):
 @pytest.mark.parametrize("text", ["0", "-0", "9.999999999999999999999999999E+27", "1E-28", "1" * 28, "0.5"])
 def test_numbers_every_store_holds_are_kept_exactly(text):
     assert providers.number(Decimal(text), "credits") == Decimal(text)
+
+
+@pytest.mark.parametrize("name", providers.names())
+def test_the_built_json_form_of_each_definition_is_the_same_provider(name):
+    """The layer's build writes each definition as JSON, which the deployed function reads."""
+    import yaml
+
+    text = (providers.FOLDER / f"{name}.yaml").read_text()
+    built = json.loads(json.dumps(yaml.safe_load(text)))
+    assert providers.definition(f"{name}.yaml", built) == parse_definition(f"{name}.yaml", text)
