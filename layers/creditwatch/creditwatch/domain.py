@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from functools import partial
+from typing import NamedTuple
 
 from creditwatch.forecast import Forecast, PoolWindow, TopUp, advance, forecast
 
@@ -41,8 +42,7 @@ class AlertKind(StrEnum):
     DEPLETION_FORECAST = "depletion_forecast"
 
 
-@dataclass(frozen=True)
-class Balance:
+class Balance(NamedTuple):
     """One pool of credits as a provider reported it."""
 
     pool: str
@@ -58,8 +58,7 @@ class Balance:
         return self.remaining * 100 / self.limit
 
 
-@dataclass(frozen=True)
-class Threshold:
+class Threshold(NamedTuple):
     """A line in credits, or a percentage of the pool's capacity."""
 
     amount: Decimal
@@ -77,14 +76,12 @@ class Threshold:
         return f"{self.amount}%" if self.percent else str(self.amount)
 
 
-@dataclass(frozen=True)
-class Thresholds:
+class Thresholds(NamedTuple):
     warning: Threshold
     critical: Threshold
 
 
-@dataclass(frozen=True)
-class Judgement:
+class Judgement(NamedTuple):
     """The level of one pool, the line it crossed, and the thresholds that could not be applied."""
 
     level: Level
@@ -143,8 +140,7 @@ class Misconfigured:
 Outcome = Checked | Rejected | Exhausted | Unavailable | Misconfigured
 
 
-@dataclass(frozen=True)
-class PoolState:
+class PoolState(NamedTuple):
     level: Level = Level.OK
     alerted_at: str | None = None  # when the current low level was last alerted or reminded
     forecast: Level = Level.OK
@@ -161,8 +157,7 @@ class AccountState:
     pools: Mapping[str, PoolState] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     thresholds: Thresholds
     failures_before_alert: int = 3
     burn_window: timedelta = timedelta(hours=72)
@@ -171,8 +166,7 @@ class Policy:
     remind_after: timedelta | None = timedelta(hours=24)  # None: no reminders
 
 
-@dataclass(frozen=True)
-class Alert:
+class Alert(NamedTuple):
     kind: AlertKind
     level: Level
     provider: str
@@ -200,8 +194,7 @@ class Alert:
         return digest[:32]
 
 
-@dataclass(frozen=True)
-class PoolReport:
+class PoolReport(NamedTuple):
     """What one run learned about one pool."""
 
     balance: Balance

@@ -8,10 +8,10 @@ consumed any, over those segments' duration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
+from typing import NamedTuple
 
 MIN_OBSERVATIONS = 2
 MIN_SPAN = timedelta(hours=1)
@@ -19,22 +19,19 @@ SECONDS_PER_DAY = Decimal(86400)
 MAX_DAYS = 36500  # beyond a century an exhaustion date means nothing
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
     at: datetime
     remaining: Decimal
     segment: int = 0
 
 
-@dataclass(frozen=True)
-class PoolWindow:
+class PoolWindow(NamedTuple):
     points: tuple[Point, ...] = ()
     full_tank: Decimal | None = None  # the largest balance seen since the last top-up
     topped_up_at: str | None = None  # the provider's own last top-up time, where it reports one
 
 
-@dataclass(frozen=True)
-class TopUp:
+class TopUp(NamedTuple):
     previous: Decimal
     remaining: Decimal
 
@@ -44,8 +41,7 @@ class TopUp:
         return self.remaining - self.previous if self.remaining > self.previous else None
 
 
-@dataclass(frozen=True)
-class Forecast:
+class Forecast(NamedTuple):
     observations: int
     hours: Decimal
     burn_per_day: Decimal | None = None  # None: insufficient history

@@ -26,7 +26,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from typing import Any
@@ -366,7 +366,7 @@ class Run:
         if refused:
             self.problems.append(f"{len(refused)} alert(s) for {account} not published")
             # Released at once, so the next run resends them without waiting for the lease.
-            released = [replace(p, lease_until=at) if p.message.id in refused else p for p in outbox]
+            released = [p._replace(lease_until=at) if p.message.id in refused else p for p in outbox]
             self._confirm(account, version, evaluation, released, clock)
 
     def _confirm(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from creditwatch.domain import Alert, AlertKind
 from creditwatch.forecast import Forecast
@@ -15,8 +14,7 @@ SUBJECT_LIMIT = 100
 SMS_LIMIT = 140
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """An alert as it is sent; kept whole in the outbox until SNS has taken it."""
 
     id: str

@@ -22,10 +22,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import BotoCoreError, ClientError
@@ -44,15 +44,14 @@ BACKOFF_MAX = 2.0
 WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueError)
 
 Windows = Mapping[str, PoolWindow]
-MESSAGE_FIELDS = tuple(f.name for f in fields(Message))  # an outbox entry is a Message and its lease
+MESSAGE_FIELDS = Message._fields  # an outbox entry is a Message and its lease
 
 
 class StateConflict(Exception):
     """Another run changed the account's state first; that run owns the alert."""
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """An alert claimed in the state item and not yet confirmed sent. Until `lease_until` the
     run that claimed it may still be sending it; after that, any run may."""
 
@@ -70,15 +69,13 @@ class Stored:
     checked_at: str | None = None
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     account: str
     balance: Balance
     observed_at: str
 
 
-@dataclass(frozen=True)
-class TopUpRecord:
+class TopUpRecord(NamedTuple):
     account: str
     pool: str
     topup: TopUp
@@ -217,7 +214,7 @@ class Repository:
                 name: {"level": str(pool.level), "alerted_at": pool.alerted_at, "forecast": str(pool.forecast)}
                 for name, pool in state.pools.items()
             },
-            "outbox": [{**asdict(p.message), "lease_until": p.lease_until} for p in outbox],
+            "outbox": [{**p.message._asdict(), "lease_until": p.lease_until} for p in outbox],
             "updated_at": iso(now),
         }
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, DecimalException
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jmespath
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
@@ -77,8 +77,7 @@ class Expression:
             raise UnusableResponse(f"'{self.source}' could not be evaluated on this body") from None
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """A value the provider sends in a response header (People Data Labs' X-TotalLimit-Remaining)."""
 
     name: str
@@ -94,16 +93,14 @@ class Header:
 Field = Expression | Header
 
 
-@dataclass(frozen=True)
-class Pool:
+class Pool(NamedTuple):
     name: str
     remaining: Field | None = None
     limit: Field | None = None
     used: Field | None = None
 
 
-@dataclass(frozen=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     """A documented request limit, for one key (`per: key`) or all of the provider's keys
     together (`per: provider`)."""
 
