@@ -57,7 +57,7 @@ def test_out_of_time_accounts_are_a_metric(stack: Stack, simulator: ProviderSimu
 
 def test_a_provider_wide_rate_limit_spaces_every_check(stack: Stack, simulator: ProviderSimulator, monkeypatch):
     leadmagic = providers.load("leadmagic")
-    limited = replace(leadmagic, rate_limit=RateLimit("provider", per_second=5))
+    limited = leadmagic._replace(rate_limit=RateLimit("provider", per_second=5))
     monkeypatch.setattr(providers, "load", lambda name: limited if name == "leadmagic" else leadmagic)
     stack.put_secret("leadmagic", {"accounts": fleet(simulator, 6)})
     stack.invoke("leadmagic", stack.environment("leadmagic", simulator.base_url))

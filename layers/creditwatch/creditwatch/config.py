@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from urllib3.exceptions import LocationParseError
@@ -135,8 +135,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     provider: providers.Provider
     secret_name: str  # the provider's secret; more secrets may sit under `<secret_name>/`
     table_name: str

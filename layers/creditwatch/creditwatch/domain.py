@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 from functools import partial
-from typing import NamedTuple
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from creditwatch.forecast import Forecast, PoolWindow, TopUp, advance, forecast
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})  # the default of a mapping field: shared, so read-only
 
 DEFAULT_POOL = "credits"
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -146,15 +149,14 @@ class PoolState(NamedTuple):
     forecast: Level = Level.OK
 
 
-@dataclass(frozen=True)
-class AccountState:
+class AccountState(NamedTuple):
     """What was last alerted for one account. `version` guards concurrent writers."""
 
     version: int = 0
     check: Level = Level.OK
     check_alerted_at: str | None = None
     failures: int = 0
-    pools: Mapping[str, PoolState] = field(default_factory=dict)
+    pools: Mapping[str, PoolState] = EMPTY
 
 
 class Policy(NamedTuple):
@@ -203,11 +205,10 @@ class PoolReport(NamedTuple):
     topup: TopUp | None = None
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(NamedTuple):
     state: AccountState
     observed_at: str
-    windows: Mapping[str, PoolWindow] = field(default_factory=dict)
+    windows: Mapping[str, PoolWindow] = EMPTY
     alerts: tuple[Alert, ...] = ()
     pools: tuple[PoolReport, ...] = ()  # empty when the check failed
 
@@ -299,7 +300,7 @@ def evaluate(
             advanced[balance.pool] = window
             alerts += pool_alerts
             reports.append(report)
-        state = replace(previous, check=Level.OK, check_alerted_at=None, failures=0, pools=pools)
+        state = previous._replace(check=Level.OK, check_alerted_at=None, failures=0, pools=pools)
         return Evaluation(state, observed_at, advanced, tuple(alerts), tuple(reports))
 
     failures = previous.failures + 1
@@ -317,7 +318,7 @@ def evaluate(
         previous.check, level, previous.check_alerted_at, now, policy.remind_after, AlertKind.CHECK_FAILED
     )
     alerts = [alert(kind=kind, level=level, previous=previous.check, reason=reason, reminder=reminder)] if kind else []
-    state = replace(previous, check=level, check_alerted_at=alerted_at, failures=failures)
+    state = previous._replace(check=level, check_alerted_at=alerted_at, failures=failures)
     return Evaluation(state, observed_at, windows, tuple(alerts))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -30,7 +29,7 @@ from typing import Any, NamedTuple
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import BotoCoreError, ClientError
 
-from creditwatch.domain import AccountState, Balance, Level, PoolState, iso, parse_iso
+from creditwatch.domain import EMPTY, AccountState, Balance, Level, PoolState, iso, parse_iso
 from creditwatch.forecast import Point, PoolWindow, TopUp
 from creditwatch.notifier import Message
 
@@ -59,12 +58,11 @@ class Pending(NamedTuple):
     lease_until: str
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     """What the table holds for one account."""
 
-    state: AccountState = field(default_factory=AccountState)
-    windows: Windows = field(default_factory=dict)
+    state: AccountState = AccountState()
+    windows: Windows = EMPTY
     outbox: tuple[Pending, ...] = ()
     checked_at: str | None = None
 

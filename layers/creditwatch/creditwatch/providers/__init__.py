@@ -115,8 +115,7 @@ class RateLimit(NamedTuple):
         return max(1 / (self.per_second or 1e9), 60 / (self.per_minute or 1e9))
 
 
-@dataclass(frozen=True)
-class Provider:
+class Provider(NamedTuple):
     name: str
     title: str
     top_up: str  # where a person tops up or manages keys, for alert texts
