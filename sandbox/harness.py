@@ -204,11 +204,15 @@ class Stack:
         url: str = self.sqs.create_queue(QueueName=f"{self.name}-{provider}-shards")["QueueUrl"]
         return url
 
-    def deliver_shards(self, provider: str, env: dict[str, str], url: str, **context: Any) -> list[Any]:
-        """Invoke the handler with each queued shard, one message per invocation, as the
-        template's SQS event source (BatchSize 1) does; returns each invocation's result."""
-        results = []
-        while messages := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", []):
+    def deliver_shards(
+        self, provider: str, env: dict[str, str], url: str, limit: int | None = None, **context: Any
+    ) -> list[Any]:
+        """Invoke the handler with each queued shard (at most `limit`), one message per
+        invocation, as the template's SQS event source (BatchSize 1) does; returns each result."""
+        results: list[Any] = []
+        while len(results) != limit and (
+            messages := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1).get("Messages", [])
+        ):
             (message,) = messages
             record = {
                 "messageId": message["MessageId"],

@@ -1,5 +1,6 @@
 """Fleets: concurrent checks, rate limits, fleets over several secrets, and shards."""
 
+import itertools
 import threading
 from dataclasses import replace
 
@@ -63,7 +64,7 @@ def test_a_provider_wide_rate_limit_spaces_every_check(stack: Stack, simulator: 
     stack.invoke("leadmagic", stack.environment("leadmagic", simulator.base_url))
     starts = sorted(at for _, _, at in simulator.arrivals)
     assert len(starts) == 6
-    assert min(later - earlier for earlier, later in zip(starts, starts[1:])) >= 0.2 - 0.01
+    assert min(later - earlier for earlier, later in itertools.pairwise(starts)) >= 0.2 - 0.01
 
 
 def test_retries_of_one_key_keep_to_its_per_key_rate_limit(stack: Stack, simulator: ProviderSimulator):

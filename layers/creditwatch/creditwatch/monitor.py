@@ -176,28 +176,36 @@ class Run:
         self.pacer = Pacer(interval) if interval else None
 
     def check(self, accounts: list[Account]) -> dict[str, Any]:
-        stored, unread = self.repository.load([account.name for account in accounts])
-        if unread:
-            self._problem(f"state of {len(unread)} account(s) not read", accounts=unread)
-        # Least recently checked first, so that a run short of time never skips the same ones.
-        queue = sorted(
-            (a for a in accounts if a.name in stored), key=lambda a: (stored[a.name].checked_at or "", a.name)
-        )
+        # Name order, rotated to start where the last run over these accounts ran out of time:
+        # a run short of time never skips the same accounts twice. The order is known before
+        # any state is read, so the checks start at once and the state loads while they wait.
+        by_name = sorted(accounts, key=lambda account: account.name)
+        cursor_key = by_name[0].name if by_name else ""
+        start = self.repository.cursor(cursor_key)
+        split = next((i for i, account in enumerate(by_name) if start is not None and account.name >= start), 0)
+        queue = by_name[split:] + by_name[:split]
         evaluations: dict[str, Evaluation] = {}
         left: list[str] = []
         # Threads wait on providers; this thread judges each answer as it comes, in queue order.
         workers = max(1, min(self.settings.max_concurrency, len(queue)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-            for account, outcome in zip(queue, pool.map(self._fetch_in_time, queue), strict=True):
+            outcomes = pool.map(self._fetch_in_time, queue)
+            stored, unread = self.repository.load([account.name for account in queue])
+            if unread:
+                self._problem(f"state of {len(unread)} account(s) not read", accounts=unread)
+            for account, outcome in zip(queue, outcomes, strict=True):
                 if outcome is None:
                     left.append(account.name)
-                    continue
-                judge = partial(self._judge, account, stored[account.name], outcome)
-                evaluation = self._isolated(account.name, "check", judge)
-                if evaluation is not None:
-                    evaluations[account.name] = evaluation
-        if left:  # checked first next time: they are now the least recently checked
+                elif account.name in stored:  # an answer without its state waits for the next run
+                    judge = partial(self._judge, account, stored[account.name], outcome)
+                    evaluation = self._isolated(account.name, "check", judge)
+                    if evaluation is not None:
+                        evaluations[account.name] = evaluation
+        if left:
             logger.warning("out of time: accounts left for the next run", extra={"accounts": left})
+        behind = [account.name for account in queue if account.name in left or account.name in unread]
+        if behind and behind[0] != start:  # the next run starts with those this one could not check
+            self._isolated(behind[0], "cursor", partial(self.repository.save_cursor, cursor_key, behind[0]))
         self._save_run(evaluations)
         for name, evaluation in evaluations.items():
             previous = stored[name]
@@ -312,7 +320,7 @@ class Run:
                 if report.topup:
                     topups.append(TopUpRecord(account, report.balance.pool, report.topup, evaluation.observed_at))
         # Every checked account's window is written, a failed check's too: it records when the
-        # account was last checked, which orders the next run.
+        # account was last checked.
         windows = {account: evaluation.windows for account, evaluation in evaluations.items()}
         try:
             failed = self.repository.save_run(snapshots, windows, topups, self.clock())

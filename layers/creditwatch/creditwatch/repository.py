@@ -8,10 +8,14 @@ Keys (one table):
                                         forecasts, and when the account was last checked
     sk = "SNAP#<pool>#<observed_at>"    one balance snapshot
     sk = "TOPUP#<pool>#<observed_at>"   one detected top-up
+    pk = "<provider>#", sk = "CURSOR#<first account>"
+                                        where the next run over a set of accounts (a fleet,
+                                        or a shard of one) starts: the first it could not check
 
 A pool's history over a window is one Query: sk BETWEEN "SNAP#<pool>#<from>" AND "SNAP#<pool>#<to>".
-A run costs one BatchGetItem per 50 accounts, one BatchWriteItem per 25 items written, and
-conditional PutItems only for accounts whose alert state changed or whose outbox is not empty.
+A run costs one GetItem (its cursor), one BatchGetItem per 50 accounts, one BatchWriteItem per
+25 items written, conditional PutItems only for accounts whose alert state changed or whose
+outbox is not empty, and one PutItem of its cursor when it could not check every account.
 Items DynamoDB leaves unprocessed are sent again with back-off until the run's deadline; a
 batch DynamoDB refuses is written item by item, so one bad item costs only its own account.
 Every item but STATE expires by TTL (`expires_at`) after RETENTION_DAYS.
@@ -64,7 +68,6 @@ class Stored(NamedTuple):
     state: AccountState = AccountState()
     windows: Windows = EMPTY
     outbox: tuple[Pending, ...] = ()
-    checked_at: str | None = None
 
 
 class Snapshot(NamedTuple):
@@ -145,6 +148,18 @@ class Repository:
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
             failed |= self._write_batch(items[start : start + BATCH_WRITE_LIMIT])
         return failed
+
+    def cursor(self, key: str) -> str | None:
+        """The account the last run over the set named `key` could not check first, if any.
+        Unreadable is the same as none: the run starts at the beginning."""
+        try:
+            item = self.table.get_item(Key={"pk": f"{self.provider}#", "sk": f"CURSOR#{key}"}).get("Item")
+        except (BotoCoreError, ClientError):
+            return None
+        return str(item["next"]) if item else None
+
+    def save_cursor(self, key: str, account: str) -> None:
+        self.table.put_item(Item={"pk": f"{self.provider}#", "sk": f"CURSOR#{key}", "next": account})
 
     def save_state(
         self, account: str, expected: int, state: AccountState, outbox: Sequence[Pending], now: datetime
@@ -267,7 +282,6 @@ def _stored(state: dict[str, Any] | None, window: dict[str, Any] | None) -> Stor
         state=_state(state),
         windows=_windows(window),
         outbox=tuple(_pending(entry) for entry in (state or {}).get("outbox", [])),
-        checked_at=(window or {}).get("checked_at"),
     )
 
 
