@@ -357,3 +357,23 @@ def test_every_checkov_skip_is_justified():
     for name, skip in skips:
         assert skip["id"].startswith("CKV_"), name
         assert len(skip.get("comment", "")) > 40, f"{name}: {skip['id']} needs a reason"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_fastest_schedule_keeps_within_each_documented_daily_limit(provider):
+    """A check is one request per key, plus http.RETRIES retries at worst; every schedule the
+    template offers must fit the provider's per-key daily limit (Clodura Free: 300 a day)."""
+    import re
+
+    from creditwatch import http, providers
+
+    limit = providers.load(provider).rate_limit
+    if limit is None or limit.per_day is None:
+        pytest.skip("no documented daily limit")
+    minutes = {"minute": 1, "minutes": 1, "hour": 60, "hours": 60}
+    periods = []
+    for entry in raw_template()["Mappings"]["Schedules"].values():
+        count, unit = re.fullmatch(r"rate\((\d+) (\w+)\)", entry["Expression"]).groups()
+        periods.append(int(count) * minutes[unit])
+    runs_per_day = 24 * 60 // min(periods)
+    assert runs_per_day * (1 + http.RETRIES) <= limit.per_day

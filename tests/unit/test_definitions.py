@@ -8,7 +8,7 @@ import pytest
 from creditwatch import providers
 from creditwatch.domain import Balance, Checked, Rejected, Unavailable
 from creditwatch.http import _classify, fetch, new_session
-from creditwatch.providers import DefinitionError, parse_definition
+from creditwatch.providers import DefinitionError, RateLimit, parse_definition
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
 VALID = """
@@ -28,6 +28,7 @@ pools:
 rejected_when: "status == 'invalid_key'"
 """
 KEY = "acme-key-0123456789abcdef"
+RATE = "rejected_when:"  # where a test puts a rate_limit line
 
 
 def acme(text: str = VALID):
@@ -98,11 +99,26 @@ def test_an_expression_that_fails_on_a_body_is_an_unusable_response():
         (("    used: account.sms.spent\n", ""), "pools.sms"),
         (("rejected_when: \"status == 'invalid_key'\"", "rejected_when: 'status =='"), "rejected_when"),
         (("docs:", "doc:"), r"\(file\)"),
+        ((RATE, "rate_limit: {per: ip, per_second: 1}\n" + RATE), "rate_limit.per"),
+        ((RATE, "rate_limit: {per: key, per_second: 0}\n" + RATE), "rate_limit.per_second"),
+        ((RATE, "rate_limit: {per: key, per_minute: 1.5}\n" + RATE), "rate_limit.per_minute"),
+        ((RATE, "rate_limit: {per: key, per_day: true}\n" + RATE), "rate_limit.per_day"),
+        ((RATE, "rate_limit: {per: key}\n" + RATE), "rate_limit"),
+        ((RATE, "rate_limit: {per: key, per_hour: 5}\n" + RATE), "rate_limit"),
     ],
 )
 def test_an_invalid_definition_names_the_file_and_the_field(change, field):
     with pytest.raises(DefinitionError, match=rf"^acmedata\.yaml: {field}: "):
         acme(VALID.replace(*change))
+
+
+def test_a_rate_limit_spaces_one_key_or_the_whole_provider():
+    per_key = acme(VALID.replace(RATE, "rate_limit: {per: key, per_second: 2, per_minute: 10}\n" + RATE))
+    assert per_key.rate_limit == RateLimit("key", per_second=2, per_minute=10)
+    assert (per_key.key_interval, per_key.provider_interval) == (6.0, 0.0)  # 10 a minute is the tighter
+    shared = acme(VALID.replace(RATE, "rate_limit: {per: provider, per_second: 4}\n" + RATE))
+    assert (shared.key_interval, shared.provider_interval) == (0.25, 0.25)
+    assert (acme().key_interval, acme().provider_interval) == (0.0, 0.0)
 
 
 def test_not_yaml_and_not_a_mapping_are_named_too():
