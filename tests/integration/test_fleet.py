@@ -1,6 +1,7 @@
 """Fleets: concurrent checks, rate limits, fleets over several secrets, and shards."""
 
 import itertools
+import json
 import threading
 from dataclasses import replace
 
@@ -8,7 +9,7 @@ import pytest
 
 from creditwatch import providers, secret_store
 from creditwatch.providers import RateLimit
-from sandbox.harness import LambdaContext, Stack, handler
+from sandbox.harness import ROOT, LambdaContext, Stack, handler
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
 from .conftest import attributes, emf_documents
@@ -163,6 +164,7 @@ def test_a_shard_delivered_four_times_at_once_alerts_once(
     messages = []
     while batch := stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
         messages += batch
+    assert not any(key in m["Body"] for m in messages for key in ("lm-fleet-key", "api_key"))  # names only
     low = next(m for m in messages if "client-00020" in m["Body"])
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -195,3 +197,16 @@ def test_a_small_fleet_is_checked_inline_even_with_a_queue(stack: Stack, simulat
     assert stack.invoke("leadmagic", env)["unchecked"] == 0
     assert len(snapshots(stack)) == 10
     assert stack.sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+
+
+def test_the_sample_shard_event_checks_the_accounts_it_names(stack: Stack, simulator: ProviderSimulator):
+    """events/shard.json, for `sam local invoke`, is a message the handler takes."""
+    event = json.loads((ROOT / "events" / "shard.json").read_text())
+    accounts = [{"name": name, "api_key": f"lm-sample-{name}-0001"} for name in ("acme", "globex", "initech")]
+    for account in accounts:
+        simulator.script("leadmagic", account["api_key"], balance("leadmagic", 9000))
+    stack.put_secret("leadmagic", {"accounts": accounts})
+    result = stack.invoke("leadmagic", stack.environment("leadmagic", simulator.base_url), event=event)
+    (shard,) = result["shards"]
+    assert (shard["accounts"], shard["unchecked"]) == (2, 0)
+    assert set(snapshots(stack)) == {"acme", "globex"}
