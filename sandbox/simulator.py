@@ -83,7 +83,7 @@ class ProviderSimulator:
         self.scripts: dict[tuple[str, str], list[Reply]] = {}
         self.calls: list[tuple[str, str]] = []  # (provider, path) of every request, authorised or not
         self.arrivals: list[tuple[str, str | None, float]] = []  # (provider, key, time.monotonic())
-        self.in_flight = self.peak = 0  # requests being answered now, and the most at once
+        self.in_flight = self.peak = 0  # requests waiting for their reply now, and the most at once
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -136,10 +136,11 @@ class ProviderSimulator:
                 try:
                     reply = simulator._next_reply(name, api_key)
                     time.sleep(reply.delay)
-                    self._send(reply)
                 finally:
+                    # before the reply goes out: its client cannot have sent another request yet
                     with simulator._lock:
                         simulator.in_flight -= 1
+                self._send(reply)
 
             def _key(self, provider: Provider, query: str) -> str | None:
                 kind, name = provider.auth

@@ -46,11 +46,12 @@ def test_out_of_time_accounts_are_a_metric(stack: Stack, simulator: ProviderSimu
     from creditwatch import monitor
 
     monkeypatch.setattr(monitor, "REQUEST_BUDGET", 1.0)
-    stack.put_secret("leadmagic", {"accounts": fleet(simulator, 6, delay=0.6)})
+    stack.put_secret("leadmagic", {"accounts": fleet(simulator, 6, delay=1.0)})
     env = stack.environment("leadmagic", simulator.base_url, MAX_CONCURRENCY="2")
     capsys.readouterr()
-    # time for the first two checks only: the next two would start 0.6 s later, past the deadline
-    result = stack.invoke("leadmagic", env, LambdaContext(remaining_ms=int((monitor.TIME_MARGIN + 1.3) * 1000)))
+    # time for the first two checks only (if they start within 0.5 s): the next two would
+    # start 1 s later, and their 1 s budget would pass the deadline
+    result = stack.invoke("leadmagic", env, LambdaContext(remaining_ms=int((monitor.TIME_MARGIN + 1.5) * 1000)))
     assert result["unchecked"] == 4
     (document,) = [d for d in emf_documents(capsys.readouterr().out) if "AccountsUnchecked" in d]
     assert document["AccountsUnchecked"] == 4

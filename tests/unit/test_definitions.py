@@ -115,9 +115,9 @@ def test_an_invalid_definition_names_the_file_and_the_field(change, field):
 def test_a_rate_limit_spaces_one_key_or_the_whole_provider():
     per_key = acme(VALID.replace(RATE, "rate_limit: {per: key, per_second: 2, per_minute: 10}\n" + RATE))
     assert per_key.rate_limit == RateLimit("key", per_second=2, per_minute=10)
-    assert (per_key.key_interval, per_key.provider_interval) == (6.0, 0.0)  # 10 a minute is the tighter
-    shared = acme(VALID.replace(RATE, "rate_limit: {per: provider, per_second: 4}\n" + RATE))
-    assert (shared.key_interval, shared.provider_interval) == (0.25, 0.25)
+    assert (per_key.key_interval, per_key.provider_interval) == (0.5, 0.0)  # a check's 3 attempts fit 10 a minute
+    shared = acme(VALID.replace(RATE, "rate_limit: {per: provider, per_second: 4, per_minute: 60}\n" + RATE))
+    assert (shared.key_interval, shared.provider_interval) == (0.25, 1.0)  # 60 a minute is the tighter
     assert (acme().key_interval, acme().provider_interval) == (0.0, 0.0)
 
 

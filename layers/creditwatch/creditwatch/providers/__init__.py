@@ -130,8 +130,11 @@ class Provider(NamedTuple):
 
     @property
     def key_interval(self) -> float:
-        """Seconds between two attempts with one key (retries of one check)."""
-        return self.rate_limit.interval if self.rate_limit else 0.0
+        """Seconds between two attempts with one key (a check's retries). A check makes at most
+        three requests, so only a per-second limit needs spacing; the template keeps every
+        schedule within a per-key daily limit."""
+        per_second = self.rate_limit.per_second if self.rate_limit else None
+        return 1 / per_second if per_second else 0.0
 
     @property
     def provider_interval(self) -> float:
