@@ -126,14 +126,20 @@ def test_no_wildcards_in_function_policies_where_a_scope_exists(provider):
 def test_each_function_consumes_its_own_shard_queue_one_shard_at_a_time(provider):
     properties = function(provider)["Properties"]
     assert properties["Environment"]["Variables"]["SHARD_QUEUE_URL"] == f"{provider}ShardQueue"
-    event = properties["Events"]["Shards"]
-    assert event["Type"] == "SQS"
-    assert event["Properties"]["Queue"] == f"{provider}ShardQueue.Arn"
-    assert event["Properties"]["BatchSize"] == 1
+    source = RESOURCES[f"{provider}ShardSource"]
+    assert source["Type"] == "AWS::Lambda::EventSourceMapping"
+    queue_arn = f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:${{{provider}ShardQueue.QueueName}}"
+    assert source["Properties"]["EventSourceArn"] == queue_arn
+    assert source["Properties"]["FunctionName"] == f"${{{provider}Function}}"  # a reference: made after it
+    assert source["Properties"]["BatchSize"] == 1
+    assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": "ShardConcurrency"}
+    # no SQS event on the function: SAM would attach a managed policy whose Resource is "*"
+    assert all(event["Type"] != "SQS" for event in properties["Events"].values())
     queue = RESOURCES[f"{provider}ShardQueue"]["Properties"]
     assert queue["VisibilityTimeout"] >= 6 * template()["Globals"]["Function"]["Timeout"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == "FailedRunQueue.Arn"
-    assert {"SQSSendMessagePolicy": {"QueueName": f"{provider}ShardQueue.QueueName"}} in properties["Policies"]
+    (shards,) = [s for s in statements(provider) if s["Resource"] == f"{provider}ShardQueue.Arn"]
+    assert {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(shards["Action"])
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
