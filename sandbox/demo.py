@@ -152,6 +152,9 @@ def print_table(header: list[str], body: list[list[str]]) -> None:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)))
 
 
+EVENT_COLUMNS = ("provider", "account", "pool", "level", "remaining", "alert_id")
+
+
 def main() -> None:
     os.environ.update(FAKE_AWS_ENV)
     with mock_aws(), ProviderSimulator() as simulator:
@@ -160,8 +163,10 @@ def main() -> None:
             seed(stack, simulator)
         written = run_all(stack, simulator)
         first = list(stack.alerts())
+        events = list(stack.events())
         run_all(stack, simulator)
         repeated = len(stack.alerts()) - len(first)
+        repeated_events = len(stack.events()) - len(events)
 
         count = sum(map(len, accounts().values()))
         print(f"\ncreditwatch demo: {len(PROVIDERS)} providers, {count} accounts, simulator at {simulator.base_url}")
@@ -176,10 +181,18 @@ def main() -> None:
                 for a in first
             ],
         )
+        print(f"\nEvents put on the EventBridge bus, one per alert ({len(events)}), as a rule delivers them:")
+        print_table(
+            ["detail-type", *EVENT_COLUMNS],
+            [[e["detail-type"], *(str(e["detail"][k] or "-") for k in EVENT_COLUMNS)] for e in events],
+        )
         example = next(a for a in first if a["MessageAttributes"]["alert"]["Value"] == "depletion_forecast")
         print(f"\nThe email of '{example['Subject']}' (SMS gets one short line, critical alerts only):\n")
         print("    " + example["Message"].replace("\n", "\n    "))
-        print(f"\nSecond run of every handler: {repeated} new alert(s) (an alert goes out once per change of level).")
+        print(
+            f"\nSecond run of every handler: {repeated} new alert(s) and {repeated_events} new event(s)"
+            " (an alert goes out once per change of level)."
+        )
         print(f"Each run wrote {written} JSON log and EMF metric lines to stdout (CloudWatch Logs, when deployed).")
         print("leadmagic/eu is failing transiently: a check_failed warning goes out after 3 failed runs in a row.\n")
 

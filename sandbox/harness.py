@@ -172,6 +172,15 @@ class Stack:
         ]
         self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
         self.received: list[dict[str, Any]] = []
+        # A rule on the default bus sends every creditwatch event to a queue, as a consumer's would.
+        self.events_client = boto3.client("events", region_name=REGION)
+        self.event_inbox_url = self.sqs.create_queue(QueueName=f"{name}-events")["QueueUrl"]
+        event_inbox_arn = self.sqs.get_queue_attributes(QueueUrl=self.event_inbox_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.events_client.put_rule(Name=f"{name}-all", EventPattern=json.dumps({"source": ["creditwatch"]}))
+        self.events_client.put_targets(Rule=f"{name}-all", Targets=[{"Id": "inbox", "Arn": event_inbox_arn}])
+        self.received_events: list[dict[str, Any]] = []
 
     def _create_table(self) -> Any:
         properties = template()["Resources"]["BalancesTable"]["Properties"]
@@ -287,6 +296,16 @@ class Stack:
             for message in batch:
                 self.received.append(json.loads(message["Body"]))
                 self.sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every creditwatch event put on the bus so far, as the rule delivered it."""
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.event_inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return self.received_events
+            for message in batch:
+                self.received_events.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.event_inbox_url, ReceiptHandle=message["ReceiptHandle"])
 
     def items(self) -> list[dict[str, Any]]:
         return self.table.scan()["Items"]

@@ -227,7 +227,14 @@ def test_one_failing_account_does_not_stop_the_others(stack, simulator):
 
     result = run(stack, simulator, "leadmagic")
 
-    assert result == {"provider": "leadmagic", "accounts": 3, "unchecked": 0, "failed_checks": 2, "alerts_sent": 2}
+    assert result == {
+        "provider": "leadmagic",
+        "accounts": 3,
+        "unchecked": 0,
+        "failed_checks": 2,
+        "alerts_sent": 2,
+        "events_sent": 2,
+    }
     assert [(i["account"], i["remaining"]) for i in snapshots(stack)] == [("good", Decimal(50))]
     sent = sorted((attributes(a)["account"], attributes(a)["alert"]) for a in stack.alerts())
     assert sent == [("good", "low_credits"), ("revoked", "check_failed")]

@@ -44,6 +44,10 @@ def delivered(stack: Stack) -> Counter:
     return Counter((attributes(a)["account"], attributes(a)["alert"]) for a in stack.alerts())
 
 
+def events(stack: Stack) -> Counter:
+    return Counter((e["detail"]["account"], e["detail"]["alert"]) for e in stack.events())
+
+
 def healthy_trace(simulator: ProviderSimulator, faults: Faults) -> list[str]:
     with mock_aws():
         stack, env = fresh_stack(simulator)
@@ -51,6 +55,7 @@ def healthy_trace(simulator: ProviderSimulator, faults: Faults) -> list[str]:
         invoke(stack, env)
         calls = list(faults.calls)  # the run's own calls, before the test reads its inbox
         assert delivered(stack) == EXPECTED
+        assert events(stack) == EXPECTED
         return calls
 
 
@@ -61,16 +66,22 @@ def cases(trace: list[str]) -> Iterator[tuple[int, ...]]:
 
 
 def confirm_after_sent(calls: list[str], failed: tuple[int, ...]) -> bool:
-    """A failed PutItem that confirmed an alert SNS had just taken."""
-    return any(
-        2 <= p <= len(calls) and calls[p - 1] == "PutItem" and calls[p - 2] == "Publish" and p - 1 not in failed
-        for p in failed
-    )
+    """A failed PutItem that confirmed an alert a channel (SNS, EventBridge) had just taken."""
+    for p in failed:
+        if not 1 <= p <= len(calls) or calls[p - 1] != "PutItem":
+            continue
+        sends, q = [], p - 1
+        while q >= 1 and calls[q - 1] in ("Publish", "PutEvents"):
+            sends.append(q)
+            q -= 1
+        if any(send not in failed for send in sends):
+            return True
+    return False
 
 
 def test_every_fault_then_healthy_runs_alerts_each_change_exactly_once(simulator, faults: Faults, clock: Clock):
     trace = healthy_trace(simulator, faults)
-    assert {"BatchGetSecretValue", "BatchGetItem", "BatchWriteItem", "PutItem", "Publish"} <= set(trace)
+    assert {"BatchGetSecretValue", "BatchGetItem", "BatchWriteItem", "PutItem", "Publish", "PutEvents"} <= set(trace)
     results = {}
     for failed in cases(trace):
         with mock_aws():
@@ -82,13 +93,17 @@ def test_every_fault_then_healthy_runs_alerts_each_change_exactly_once(simulator
             for _ in range(2):
                 clock.advance(minutes=10)  # past the faulted run's leases
                 invoke(stack, env)
-            got = delivered(stack)
+            got, put = delivered(stack), events(stack)
             ids = Counter(a["MessageAttributes"]["alert_id"]["Value"] for a in stack.alerts())
+            event_ids = Counter(e["detail"]["alert_id"] for e in stack.events())
         if confirm_after_sent(calls, failed):
             # at least once: nothing lost, and a repeat carries the same id
-            ok = set(got) == set(EXPECTED) and max(got.values()) <= 2 and len(ids) == len(EXPECTED)
+            ok = all(
+                set(counts) == set(EXPECTED) and max(counts.values()) <= 2 and len(unique) == len(EXPECTED)
+                for counts, unique in ((got, ids), (put, event_ids))
+            )
         else:
-            ok = got == EXPECTED
+            ok = got == EXPECTED and put == EXPECTED
         results[failed] = (ok, [calls[p - 1] for p in failed if p <= len(calls)], dict(got))
     resent = [case for case, (_, _, got) in results.items() if max(got.values(), default=0) > 1]
     print(f"\nfault cases: {len(results)} over the run's {len(trace)} calls {trace}; resent once: {resent}")
@@ -108,14 +123,15 @@ def low_account(stack: Stack, simulator: ProviderSimulator) -> dict[str, str]:
 def test_publish_refused_then_release_refused_is_sent_by_a_run_after_the_lease(
     stack: Stack, low_account, faults: Faults, clock: Clock
 ):
-    """The double fault that used to lose an alert: SNS refuses, then the write that would
-    free the alert fails too. The alert waits in the outbox and is sent once, later."""
-    faults.fail_from("Publish", 2)
+    """The double fault that used to lose an alert: SNS and EventBridge refuse, then the write
+    that would free the alert fails too. The alert waits in the outbox and is sent once, later."""
+    faults.fail_from("Publish", 3)
     with pytest.raises(RunIncomplete, match="not published"):
         stack.invoke("leadmagic", low_account)
-    assert faults.calls[-2:] == ["Publish", "PutItem"]
+    assert faults.calls[-3:] == ["Publish", "PutEvents", "PutItem"]
     faults.fail()
     assert stack.alerts() == []
+    assert stack.events() == []
 
     stack.invoke("leadmagic", low_account)  # still inside the faulted run's lease: it might be sending
     assert stack.alerts() == []
@@ -125,6 +141,7 @@ def test_publish_refused_then_release_refused_is_sent_by_a_run_after_the_lease(
     clock.advance(minutes=5)
     stack.invoke("leadmagic", low_account)
     assert [attributes(a)["alert"] for a in stack.alerts()] == ["low_credits"]
+    assert [e["detail"]["alert"] for e in stack.events()] == ["low_credits"]
     (state,) = [i for i in stack.items() if i["sk"] == "STATE"]
     assert state["outbox"] == []
 
@@ -133,10 +150,10 @@ def test_a_confirm_that_fails_after_sns_took_the_alert_resends_it_once_with_the_
     stack: Stack, low_account, faults: Faults, clock: Clock
 ):
     """At least once, never lost: the one case an outbox over SNS cannot make exactly once."""
-    faults.fail_from("Publish", 1, skip=1)  # the PutItem confirming what SNS just took
+    faults.fail_from("Publish", 1, skip=2)  # the PutItem confirming what SNS and EventBridge just took
     with pytest.raises(RunIncomplete, match="outbox"):
         stack.invoke("leadmagic", low_account)
-    assert faults.calls[-2:] == ["Publish", "PutItem"]
+    assert faults.calls[-3:] == ["Publish", "PutEvents", "PutItem"]
     faults.fail()
     clock.advance(minutes=5)
     stack.invoke("leadmagic", low_account)
@@ -145,3 +162,4 @@ def test_a_confirm_that_fails_after_sns_took_the_alert_resends_it_once_with_the_
     sent = stack.alerts()
     assert [attributes(a)["alert"] for a in sent] == ["low_credits", "low_credits"]
     assert len({a["MessageAttributes"]["alert_id"]["Value"] for a in sent}) == 1
+    assert len({e["detail"]["alert_id"] for e in stack.events()}) == 1

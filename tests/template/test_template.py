@@ -16,6 +16,7 @@ CONTRACT_ENV = {
     "SECRET_NAME",
     "SHARD_QUEUE_URL",
     "MAX_CONCURRENCY",
+    "EVENT_BUS_NAME",
     "ACCOUNTS_PER_SHARD",
     "TABLE_NAME",
     "TOPIC_ARN",
@@ -384,3 +385,13 @@ def test_the_fastest_schedule_keeps_within_each_documented_daily_limit(provider)
         periods.append(int(count) * minutes[unit])
     runs_per_day = 24 * 60 // min(periods)
     assert runs_per_day * (1 + http.RETRIES) <= limit.per_day
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_function_puts_events_on_the_configured_bus_only(provider):
+    (statement,) = [s for s in statements(provider) if s.get("Sid") == "PutAlertEvents"]
+    assert statement["Action"] == "events:PutEvents"
+    bus = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+    assert statement["Resource"] == bus
+    assert template()["Globals"]["Function"]["Environment"]["Variables"]["EVENT_BUS_NAME"] == "EventBusName"
+    assert raw_template()["Parameters"]["EventBusName"]["Default"] == "default"

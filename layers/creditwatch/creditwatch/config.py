@@ -23,6 +23,7 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 THRESHOLD_VARIABLES = ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD")
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 API_KEY = re.compile(r"[!-~]{8,1024}")  # visible ASCII: what an HTTP header can carry as it is
+EVENT_BUS = re.compile(r"[A-Za-z0-9._/-]{1,256}")
 URL_TEXT = re.compile(r"[A-Za-z0-9._~:/\[\]%-]{1,2048}")
 
 
@@ -128,6 +129,12 @@ def _provider(name: str) -> providers.Provider:
         raise ConfigError(f"PROVIDER: {error}") from None
 
 
+def _event_bus(name: str) -> str:
+    if not EVENT_BUS.fullmatch(name):
+        raise ConfigError("EVENT_BUS_NAME: an event bus name (letters, digits, '.', '_', '-', '/'; 1-256)")
+    return name
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -145,6 +152,7 @@ class Settings(NamedTuple):
     max_concurrency: int = 16  # checks in flight at once
     accounts_per_shard: int = 1000  # a run over more accounts fans out shards of this size
     shard_queue_url: str | None = None  # where shards go; without it every run checks inline
+    event_bus: str = "default"  # the EventBridge bus every alert is also put on
     retention_days: int = 90
     failures_before_alert: int = 3
     metrics_namespace: str = "CreditWatch"
@@ -183,6 +191,7 @@ class Settings(NamedTuple):
             max_concurrency=_positive_int(env, "MAX_CONCURRENCY", 16, maximum=64),
             accounts_per_shard=_positive_int(env, "ACCOUNTS_PER_SHARD", 1000, minimum=10, maximum=3000),
             shard_queue_url=env.get("SHARD_QUEUE_URL", "").strip() or None,
+            event_bus=_event_bus(env.get("EVENT_BUS_NAME", "").strip() or "default"),
             retention_days=_positive_int(env, "RETENTION_DAYS", 90, maximum=3650),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3, maximum=1000),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "CreditWatch",

@@ -13,8 +13,9 @@ same function checks each shard as its own invocation.
 Alerts go out through an outbox kept in the account's STATE item:
 1. claim: the new state and its rendered alerts are written together, conditionally on the
    version read, so of two racing runs (or shards delivered twice) exactly one owns the alerts;
-2. send: each alert is published to SNS;
-3. confirm: each alert SNS took is removed from the outbox; one it refused is released.
+2. send: each alert is published to SNS and put on the EventBridge bus;
+3. confirm: each channel that took an alert is struck from its entry, and an entry no channel
+   still owes is removed; one a channel refused is released, owed to that channel only.
 An alert whose send or confirm fails stays in the outbox, and a later run sends it once its
 lease (the claiming run's deadline) has passed. Nothing claimed is lost, even on a double fault.
 """
@@ -41,7 +42,7 @@ from creditwatch import providers
 from creditwatch.config import Account, Settings
 from creditwatch.domain import Evaluation, Exhausted, Misconfigured, Outcome, PoolReport, Unavailable, evaluate, iso
 from creditwatch.http import REQUEST_BUDGET, Pacer, fetch, new_session
-from creditwatch.notifier import Notifier
+from creditwatch.notifier import CHANNELS, EventRefused, Notifier
 from creditwatch.observability import emit, logger, metrics
 from creditwatch.repository import Pending, Repository, Snapshot, StateConflict, Stored, TopUpRecord
 from creditwatch.secret_store import load_accounts
@@ -74,9 +75,9 @@ class RunIncomplete(RuntimeError):
 
 
 @cache
-def aws() -> tuple[Any, Any, Any]:
+def aws() -> tuple[Any, Any, Any, Any]:
     """Clients made once per execution environment and reused by warm invocations."""
-    return boto3.resource("dynamodb"), boto3.client("sns"), boto3.client("sqs")
+    return boto3.resource("dynamodb"), boto3.client("sns"), boto3.client("sqs"), boto3.client("events")
 
 
 def now() -> datetime:
@@ -156,7 +157,7 @@ def _batches(bodies: list[str]) -> Iterator[list[str]]:
 
 
 def new_run(settings: Settings, context: LambdaContext) -> Run:
-    dynamodb, sns, _ = aws()
+    dynamodb, sns, _, events = aws()
     provider = settings.provider
     remaining = context.get_remaining_time_in_millis() / 1000 - TIME_MARGIN
     deadline = time.monotonic() + remaining
@@ -165,7 +166,7 @@ def new_run(settings: Settings, context: LambdaContext) -> Run:
         provider=provider,
         settings=settings,
         repository=Repository(dynamodb.Table(settings.table_name), provider.name, settings.retention_days, deadline),
-        notifier=Notifier(sns, settings.topic_arn, provider),
+        notifier=Notifier(sns, settings.topic_arn, provider, events, settings.event_bus),
         session=new_session(deadline, settings.max_concurrency, provider.key_interval),
         deadline=deadline,
         clock=clock,
@@ -185,6 +186,7 @@ class Run:
     clock: Callable[[], datetime] = now
     problems: list[str] = field(default_factory=list)
     alerts_sent: int = 0
+    events_sent: int = 0
 
     def __post_init__(self) -> None:
         interval = self.provider.provider_interval
@@ -233,11 +235,13 @@ class Run:
             "unchecked": unchecked,
             "failed_checks": sum(not evaluation.pools for evaluation in evaluations.values()),
             "alerts_sent": self.alerts_sent,
+            "events_sent": self.events_sent,
         }
         logger.info("run finished", extra=summary)
         # One run-level document, flushed by the handler's log_metrics decorator.
         metrics.add_dimension(name="Provider", value=self.provider.name)
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=self.alerts_sent)
+        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=self.events_sent)
         metrics.add_metric(name="AccountErrors", unit=MetricUnit.Count, value=len(self.problems))
         metrics.add_metric(name="AccountsUnchecked", unit=MetricUnit.Count, value=unchecked)
         if self.problems:
@@ -351,16 +355,18 @@ class Run:
         clock = self.clock()
         at = iso(clock)
         rendered = [self.notifier.render(alert) for alert in evaluation.alerts]  # before anything is claimed
-        mine = [p.message for p in previous.outbox if p.lease_until <= at] + rendered
+        due = [p for p in previous.outbox if p.lease_until <= at]
         leased = [p for p in previous.outbox if p.lease_until > at]  # another run may be sending these
-        if evaluation.state == previous.state and not mine:
+        if evaluation.state == previous.state and not due:
             return
-        outbox = leased + [Pending(message, self.lease_until) for message in mine]
-        if len(outbox) > MAX_OUTBOX:  # SNS has refused alerts for many runs: the oldest go, loudly
+        mine = [p._replace(lease_until=self.lease_until) for p in due]
+        mine += [Pending(message, self.lease_until, CHANNELS) for message in rendered]
+        outbox = leased + mine
+        if len(outbox) > MAX_OUTBOX:  # the channels have refused alerts for many runs: the oldest go, loudly
             dropped, outbox = outbox[:-MAX_OUTBOX], outbox[-MAX_OUTBOX:]
             self._problem(f"{len(dropped)} unsent alert(s) of {account} dropped: the outbox is full", account=account)
             kept = {p.message.id for p in outbox}
-            mine = [message for message in mine if message.id in kept]
+            mine = [pending for pending in mine if pending.message.id in kept]
         try:
             version = self.repository.save_state(account, previous.state.version, evaluation.state, outbox, clock)
         except StateConflict:
@@ -370,27 +376,50 @@ class Run:
             logger.exception("state not saved; alerts deferred to the next run", extra={"account": account})
             self.problems.append(f"state of {account} not saved")
             return
-        refused = []
-        for message in mine:
-            extra = {"account": account, "alert": message.attributes["alert"], "alert_id": message.id}
-            try:
-                self.notifier.publish(message)
-            except AWS_ERRORS:
-                logger.exception("alert not published; it stays in the outbox", extra=extra)
-                refused.append(message.id)
+        refused = set()
+        for pending in mine:
+            message = pending.message
+            left = self._deliver(account, pending)
+            if left == pending.channels:  # nothing went out: nothing to confirm
+                refused.add(message.id)
                 continue
-            self.alerts_sent += 1
-            logger.info("alert published", extra=extra)
-            outbox = [p for p in outbox if p.message.id != message.id]
+            if left:
+                refused.add(message.id)
+            rest = [p for p in outbox if p.message.id != message.id]
+            outbox = [*rest, pending._replace(channels=left)] if left else rest
             confirmed = self._confirm(account, version, evaluation, outbox, clock)
             if confirmed is None:  # the outbox could not be updated: what is left waits for its lease
                 return
             version = confirmed
         if refused:
-            self.problems.append(f"{len(refused)} alert(s) for {account} not published")
-            # Released at once, so the next run resends them without waiting for the lease.
+            self.problems.append(f"{len(refused)} alert(s) for {account} not published to every channel")
+            # Released at once, so the next run resends them (to the channels that refused them
+            # only) without waiting for the lease.
             released = [p._replace(lease_until=at) if p.message.id in refused else p for p in outbox]
             self._confirm(account, version, evaluation, released, clock)
+
+    def _deliver(self, account: str, pending: Pending) -> tuple[str, ...]:
+        """Send to each channel still owed the alert; the channels that refused it."""
+        message, left = pending.message, []
+        for channel in pending.channels:
+            extra = {
+                "account": account,
+                "alert": message.attributes["alert"],
+                "alert_id": message.id,
+                "channel": channel,
+            }
+            try:
+                self.notifier.send(message, channel)
+            except (*AWS_ERRORS, EventRefused):
+                logger.exception("alert not delivered; it stays in the outbox", extra=extra)
+                left.append(channel)
+                continue
+            if channel == "sns":
+                self.alerts_sent += 1
+            else:
+                self.events_sent += 1
+            logger.info("alert published", extra=extra)
+        return tuple(left)
 
     def _confirm(
         self, account: str, version: int, evaluation: Evaluation, outbox: list[Pending], clock: datetime

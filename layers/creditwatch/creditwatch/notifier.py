@@ -1,4 +1,6 @@
-"""Alert texts and their delivery through SNS: a full text for email, a short one for SMS."""
+"""Alert texts and their delivery: through SNS, a full text for email and a short one for SMS;
+and as an EventBridge event (source `creditwatch`, a versioned `detail`) for systems to act on.
+The event's shape is `schemas/alert-event.schema.json`."""
 
 from __future__ import annotations
 
@@ -14,14 +16,32 @@ SUBJECT_LIMIT = 100
 SMS_LIMIT = 140
 
 
+CHANNELS = ("sns", "events")  # where every alert goes
+EVENT_SOURCE = "creditwatch"
+EVENT_VERSION = "1"
+DETAIL_TYPES = {
+    AlertKind.LOW_CREDITS: "Credit Balance Level Changed",
+    AlertKind.DEPLETION_FORECAST: "Credit Depletion Forecast",
+    AlertKind.CHECK_FAILED: "Credit Check Failed",
+    AlertKind.RECOVERED: "Credit Alert Recovered",
+}
+REMINDER = "Credit Alert Reminder"
+
+
+class EventRefused(Exception):
+    """EventBridge answered with a FailedEntryCount: the event was not put."""
+
+
 class Message(NamedTuple):
-    """An alert as it is sent; kept whole in the outbox until SNS has taken it."""
+    """An alert as it is sent; kept whole in the outbox until every channel has taken it."""
 
     id: str
     subject: str
     email: str
     sms: str
     attributes: dict[str, str]
+    detail_type: str = ""
+    detail: dict[str, Any] | None = None  # the EventBridge event's detail; None in outboxes from before events
 
 
 def credits(value: Decimal | None) -> str:
@@ -99,7 +119,40 @@ def render(alert: Alert, provider: Provider) -> Message:
             "alert": str(alert.kind),
             "alert_id": alert.id,
         },
+        detail_type=REMINDER if alert.reminder else DETAIL_TYPES[alert.kind],
+        detail=event_detail(alert, provider),
     )
+
+
+def _number(value: Decimal | None) -> str | None:
+    """Exact, as a decimal string: a float would round a balance."""
+    return None if value is None else str(value)
+
+
+def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
+    """The event's `detail`: what a consumer needs to act, never a key."""
+    balance, prediction = alert.balance, alert.forecast
+    return {
+        "version": EVENT_VERSION,
+        "alert_id": alert.id,
+        "alert": str(alert.kind),
+        "severity": alert.severity,
+        "reminder": alert.reminder,
+        "provider": provider.name,
+        "account": alert.account,
+        "pool": alert.pool,
+        "aspect": alert.aspect,
+        "level": str(alert.level),
+        "previous_level": str(alert.previous),
+        "remaining": _number(balance.remaining if balance else None),
+        "limit": _number(balance.limit if balance else None),
+        "threshold": _number(alert.line),
+        "burn_per_day": _number(prediction.burn_per_day if prediction else None),
+        "days_left": _number(prediction.days_left if prediction else None),
+        "reason": alert.reason,
+        "observed_at": alert.observed_at,
+        "top_up": provider.top_up,
+    }
 
 
 def _balance_lines(alert: Alert) -> list[str]:
@@ -132,13 +185,34 @@ def _forecast_lines(prediction: Forecast | None) -> list[str]:
 
 
 class Notifier:
-    def __init__(self, sns: Any, topic_arn: str, provider: Provider) -> None:
+    def __init__(self, sns: Any, topic_arn: str, provider: Provider, events: Any = None, bus: str = "default") -> None:
         self.sns = sns
         self.topic_arn = topic_arn
         self.provider = provider
+        self.events = events
+        self.bus = bus
 
     def render(self, alert: Alert) -> Message:
         return render(alert, self.provider)
+
+    def send(self, message: Message, channel: str) -> None:
+        """Deliver to one channel; raises if the channel did not take it."""
+        if channel == "events":
+            self.put_event(message)
+        else:
+            self.publish(message)
+
+    def put_event(self, message: Message) -> None:
+        entry = {
+            "Source": EVENT_SOURCE,
+            "DetailType": message.detail_type,
+            "Detail": json.dumps(message.detail),
+            "EventBusName": self.bus,
+        }
+        response = self.events.put_events(Entries=[entry])
+        if response.get("FailedEntryCount"):
+            code = (response.get("Entries") or [{}])[0].get("ErrorCode", "unknown")
+            raise EventRefused(f"EventBridge refused the event ({str(code)[:60]})")
 
     def publish(self, message: Message) -> None:
         self.sns.publish(

@@ -47,7 +47,7 @@ BACKOFF_MAX = 2.0
 WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueError)
 
 Windows = Mapping[str, PoolWindow]
-MESSAGE_FIELDS = Message._fields  # an outbox entry is a Message and its lease
+MESSAGE_FIELDS = Message._fields  # an outbox entry is a Message, its lease and its channels left
 
 
 class StateConflict(Exception):
@@ -60,6 +60,7 @@ class Pending(NamedTuple):
 
     message: Message
     lease_until: str
+    channels: tuple[str, ...] = ("sns",)  # where it is still to be delivered
 
 
 class Stored(NamedTuple):
@@ -227,7 +228,9 @@ class Repository:
                 name: {"level": str(pool.level), "alerted_at": pool.alerted_at, "forecast": str(pool.forecast)}
                 for name, pool in state.pools.items()
             },
-            "outbox": [{**p.message._asdict(), "lease_until": p.lease_until} for p in outbox],
+            "outbox": [
+                {**p.message._asdict(), "lease_until": p.lease_until, "channels": list(p.channels)} for p in outbox
+            ],
             "updated_at": iso(now),
         }
 
@@ -301,8 +304,9 @@ def _state(item: dict[str, Any] | None) -> AccountState:
 
 
 def _pending(entry: dict[str, Any]) -> Pending:
-    message = Message(**{name: entry[name] for name in MESSAGE_FIELDS})
-    return Pending(message, entry["lease_until"])
+    """An outbox entry; one written before events has no event and is owed to SNS only."""
+    message = Message(**{name: entry[name] for name in MESSAGE_FIELDS if name in entry})
+    return Pending(message, entry["lease_until"], tuple(entry.get("channels", ("sns",))))
 
 
 def _windows(item: dict[str, Any] | None) -> dict[str, PoolWindow]:
