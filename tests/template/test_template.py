@@ -247,7 +247,7 @@ def test_stale_data_alarm_pages_when_checks_stop_succeeding(provider):
     assert (properties["ComparisonOperator"], properties["Threshold"]) == ("LessThanThreshold", 1)
     assert properties["Period"] == ["Schedules", "Schedule", "AlarmPeriod"]
     assert properties["EvaluationPeriods"] == properties["DatapointsToAlarm"]
-    assert properties["AlarmActions"] == ["AlertTopic"]
+    assert properties["AlarmActions"] == properties["OKActions"] == ["MonitorAlarmTopic"]
 
 
 @pytest.mark.parametrize(("choice", "seconds"), SCHEDULE_SECONDS.items())
@@ -267,7 +267,7 @@ def test_lambda_errors_alarm_per_enabled_function(provider):
     assert alarm["Properties"]["MetricName"] == "Errors"
     function_name = function(provider)["Properties"]["FunctionName"]
     assert alarm["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": function_name}]
-    assert alarm["Properties"]["AlarmActions"] == ["AlertTopic"]
+    assert alarm["Properties"]["AlarmActions"] == ["MonitorAlarmTopic"]
 
 
 @pytest.mark.parametrize(
@@ -277,7 +277,22 @@ def test_dead_letter_queues_have_depth_alarms(alarm, queue):
     properties = RESOURCES[alarm]["Properties"]
     assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert properties["Dimensions"] == [{"Name": "QueueName", "Value": f"{queue}.QueueName"}]
-    assert properties["AlarmActions"] == ["AlertTopic"]
+    assert properties["AlarmActions"] == ["MonitorAlarmTopic"]
+
+
+def test_the_stacks_own_critical_alarms_reach_sms():
+    """Alarm notifications carry no `severity` attribute, which the alert topic's SMS filter
+    needs: the critical alarms go to a topic whose SMS subscription has no filter."""
+    topic = RESOURCES["MonitorAlarmTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == "AlertKey"
+    sms = RESOURCES["MonitorAlarmSms"]
+    assert (sms["Condition"], sms["Properties"]["Protocol"]) == ("HasPhone", "sms")
+    assert sms["Properties"]["TopicArn"] == "MonitorAlarmTopic"
+    assert "FilterPolicy" not in sms["Properties"]
+    email = RESOURCES["MonitorAlarmEmail"]
+    assert (email["Condition"], email["Properties"]["TopicArn"]) == ("HasEmail", "MonitorAlarmTopic")
+    critical = [n for n, r in RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm" and "Unchecked" not in n]
+    assert all(RESOURCES[n]["Properties"]["AlarmActions"] == ["MonitorAlarmTopic"] for n in critical)
 
 
 def test_alarms_can_publish_to_the_encrypted_topic():
