@@ -285,7 +285,7 @@ class Stack:
             window, _ = advance(window, remaining, None, at, timedelta(hours=72))
         snapshots = [Snapshot(account, Balance(pool, remaining), iso(at)) for at, remaining in balances]
         repository = Repository(self.table, provider, retention_days=90)
-        repository.save_run(snapshots, {account: {pool: window}}, [], balances[-1][0])
+        repository.save_run(snapshots, {account: {pool: window}}, balances[-1][0])
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every alert published so far, as SNS delivered it to the inbox queue."""

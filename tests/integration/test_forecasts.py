@@ -142,3 +142,31 @@ def test_percent_thresholds_use_the_full_tank_when_no_limit_is_reported(stack, s
     low = [a for a in stack.alerts() if attributes(a)["alert"] == "low_credits"]
     assert kinds(low) == [("low_credits", "warning")]
     assert "Threshold:   2,000 credits (warning)" in low[0]["Message"]
+
+
+def test_duplicate_runs_record_a_top_up_once(stack, simulator, capsys, monkeypatch, atomic_dynamodb):
+    """Two invocations of one schedule at once both see the top-up; it is one TOPUP item and
+    one TopUpCredits data point."""
+    env = setup(stack, simulator, 50)
+    stack.invoke("leadmagic", env)
+    simulator.script("leadmagic", KEY, balance("leadmagic", 10_050))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    lambda_handler = handler().lambda_handler
+    barrier = threading.Barrier(2)
+    capsys.readouterr()
+
+    def invoke() -> None:
+        barrier.wait()
+        lambda_handler(scheduled_event(), LambdaContext())
+
+    threads = [threading.Thread(target=invoke) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len([item for item in stack.items() if item["sk"].startswith("TOPUP#")]) == 1
+    documents = emf_documents(capsys.readouterr().out)
+    assert [d["TopUpCredits"] for d in documents if "TopUpCredits" in d] == [10000.0]
+    assert kinds(stack.alerts()) == [("low_credits", "critical"), ("recovered", "info")]

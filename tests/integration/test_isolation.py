@@ -41,7 +41,7 @@ def test_unprocessed_writes_back_off_then_name_the_accounts(stack: Stack, monkey
     monkeypatch.setattr(repo.client, "batch_write_item", nothing_processed)
     from datetime import UTC, datetime
 
-    failed = repo.save_run([snapshot("a"), snapshot("b")], {}, [], datetime(2026, 11, 22, 10, tzinfo=UTC))
+    failed = repo.save_run([snapshot("a"), snapshot("b")], {}, datetime(2026, 11, 22, 10, tzinfo=UTC))
 
     assert failed == {"a", "b"}
     assert len(calls) == UNPROCESSED_ROUNDS
@@ -81,7 +81,7 @@ def test_a_refused_batch_is_written_item_by_item_and_loses_only_the_bad_item(sta
     from datetime import UTC, datetime
 
     accounts = ["a", "poison", "b"]
-    failed = repo.save_run([snapshot(a) for a in accounts], {}, [], datetime(2026, 11, 22, 10, tzinfo=UTC))
+    failed = repo.save_run([snapshot(a) for a in accounts], {}, datetime(2026, 11, 22, 10, tzinfo=UTC))
 
     assert failed == {"poison"}
     assert sorted(i["account"] for i in stack.items()) == ["a", "b"]

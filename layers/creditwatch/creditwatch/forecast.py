@@ -34,6 +34,7 @@ class PoolWindow(NamedTuple):
 class TopUp(NamedTuple):
     previous: Decimal
     remaining: Decimal
+    previous_at: datetime | None = None  # the last observation before it: names the top-up, whichever run saw it
 
     @property
     def added(self) -> Decimal | None:
@@ -69,7 +70,7 @@ def advance(
     if last is not None:
         provider_says = topped_up_at is not None and topped_up_at != window.topped_up_at
         if remaining > last.remaining or provider_says:
-            topup = TopUp(previous=last.remaining, remaining=remaining)
+            topup = TopUp(previous=last.remaining, remaining=remaining, previous_at=last.at)
     segment = 0 if last is None else last.segment + (topup is not None)
     kept = tuple(point for point in window.points if point.at > now - span)
     fresh = topup is not None or window.full_tank is None

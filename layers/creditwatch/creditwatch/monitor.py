@@ -341,14 +341,24 @@ class Run:
         # Every checked account's window is written, a failed check's too: it records when the
         # account was last checked.
         windows = {account: evaluation.windows for account, evaluation in evaluations.items()}
+        for record in topups:  # rare: one conditional write each, so duplicate runs record it once
+            self._isolated(record.account, "top-up", partial(self._record_topup, record))
         try:
-            failed = self.repository.save_run(snapshots, windows, topups, self.clock())
+            failed = self.repository.save_run(snapshots, windows, self.clock())
         except Exception as error:  # noqa: BLE001 (alerts still go out; reported by RunIncomplete)
             logger.exception("balances not saved", extra={"snapshots": len(snapshots), "error": type(error).__name__})
             self.problems.append(f"{len(snapshots)} snapshot(s) not saved")
             return
         if failed:
             self._problem(f"balances of {len(failed)} account(s) not saved", accounts=sorted(failed))
+
+    def _record_topup(self, record: TopUpRecord) -> None:
+        if not self.repository.save_topup(record):
+            logger.info("top-up already recorded by a duplicate run", extra={"account": record.account})
+            return
+        if record.topup.added is not None:
+            dimensions = {"Provider": self.provider.name, "Account": record.account, "Pool": record.pool}
+            emit(dimensions, {"TopUpCredits": (MetricUnit.Count, float(record.topup.added))})
 
     def _settle(self, account: str, previous: Stored, evaluation: Evaluation) -> None:
         """Claim the new state with its alerts, send them, and confirm each one sent."""
@@ -433,13 +443,13 @@ class Run:
 
 
 def pool_metrics(report: PoolReport) -> dict[str, tuple[MetricUnit, float]]:
-    """The metrics of one pool: balance, share of the plan limit, burn, days left, top-up."""
+    """The metrics of one pool: balance, share of the plan limit, burn, days left. A top-up's
+    size is emitted where it is recorded, once."""
     balance, prediction = report.balance, report.forecast
     candidates = {
         "CreditsRemaining": (MetricUnit.Count, balance.remaining),
         "PercentRemaining": (MetricUnit.Percent, balance.percent_remaining),
         "BurnRatePerDay": (MetricUnit.Count, prediction.burn_per_day),
         "DaysUntilEmpty": (MetricUnit.Count, prediction.days_left),
-        "TopUpCredits": (MetricUnit.Count, report.topup.added if report.topup else None),
     }
     return {name: (unit, float(value)) for name, (unit, value) in candidates.items() if value is not None}

@@ -7,7 +7,8 @@ Keys (one table):
     sk = "WINDOW"                       the last BURN_WINDOW_HOURS of balances per pool, for
                                         forecasts, and when the account was last checked
     sk = "SNAP#<pool>#<observed_at>"    one balance snapshot
-    sk = "TOPUP#<pool>#<observed_at>"   one detected top-up
+    sk = "TOPUP#<pool>#<previous_at>"   one detected top-up, named by the observation before it,
+                                        written once (conditionally) whichever run saw it
     pk = "<provider>#", sk = "CURSOR#<first account>"
                                         where the next run over a set of accounts (a fleet,
                                         or a shard of one) starts: the first it could not check
@@ -129,26 +130,30 @@ class Repository:
         }
         return readable, [account for account in accounts if account in unread]
 
-    def save_run(
-        self,
-        snapshots: Iterable[Snapshot],
-        windows: Mapping[str, Windows],
-        topups: Iterable[TopUpRecord],
-        now: datetime,
-    ) -> set[str]:
-        """Snapshots, windows (one per checked account) and top-ups, in batched writes.
+    def save_run(self, snapshots: Iterable[Snapshot], windows: Mapping[str, Windows], now: datetime) -> set[str]:
+        """Snapshots and windows (one per checked account), in batched writes.
 
         Returns the accounts some of whose items could not be written."""
         expires_at = int((now + self.retention).timestamp())
         items = [
             *((s.account, self._snapshot_item(s)) for s in snapshots),
             *((account, self._window_item(account, pools, iso(now), expires_at)) for account, pools in windows.items()),
-            *((r.account, self._topup_item(r)) for r in topups),
         ]
         failed: set[str] = set()
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
             failed |= self._write_batch(items[start : start + BATCH_WRITE_LIMIT])
         return failed
+
+    def save_topup(self, record: TopUpRecord) -> bool:
+        """Record a top-up once: False if another run (a duplicate of this one) already did.
+        The item is named by the observation before the top-up, which duplicates share."""
+        try:
+            self.table.put_item(Item=self._topup_item(record), ConditionExpression=Attr("pk").not_exists())
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def cursor(self, key: str) -> str | None:
         """The account the last run over the set named `key` could not check first, if any.
@@ -266,7 +271,9 @@ class Repository:
 
     def _topup_item(self, record: TopUpRecord) -> dict[str, Any]:
         item = {
-            **self._key(record.account, f"TOPUP#{record.pool}#{record.observed_at}"),
+            **self._key(
+                record.account, f"TOPUP#{record.pool}#{iso(record.topup.previous_at or parse_iso(record.observed_at))}"
+            ),
             "pool": record.pool,
             "previous": record.topup.previous,
             "balance": record.topup.remaining,
