@@ -259,3 +259,20 @@ def test_percent_thresholds_without_a_limit_use_the_full_tank():
     evaluation = run(AccountState(), checked(1_500), thresholds=PERCENT, windows=window)
     assert evaluation.pools[0].judgement.level is Level.WARNING  # 15% of the 10,000 full tank
     assert evaluation.pools[0].judgement.line == Decimal(2000)
+
+
+def test_a_forecast_that_adds_nothing_to_a_low_credits_alert_is_folded_into_it():
+    # warning threshold 1,000 (ABSOLUTE); 100 credits an hour: 900 left lasts 9 hours (critical).
+    window = burning_window(per_hour=100, hours=24, start=3_300)
+    critical_low = run(AccountState(), checked(50), windows=burning_window(per_hour=10, hours=24, start=290))
+    assert [(a.kind, a.level, a.folded_forecast) for a in critical_low.alerts] == [
+        (AlertKind.LOW_CREDITS, Level.CRITICAL, Level.CRITICAL)
+    ]
+    assert critical_low.state.pools["credits"].forecast is Level.CRITICAL  # told: no forecast alert later
+
+    warning_low = run(AccountState(), checked(900), windows=window)  # the forecast is worse than the level
+    assert [(a.kind, a.level) for a in warning_low.alerts] == [
+        (AlertKind.LOW_CREDITS, Level.WARNING),
+        (AlertKind.DEPLETION_FORECAST, Level.CRITICAL),
+    ]
+    assert warning_low.alerts[0].folded_forecast is None

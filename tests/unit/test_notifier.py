@@ -99,3 +99,27 @@ def test_provider_text_cannot_break_the_subject():
     subject = render(alert, CLODURA).subject
     assert subject.isascii()
     assert all(" " <= char <= "~" for char in subject)
+
+
+def test_a_folded_forecast_is_told_in_the_low_credits_text():
+    from datetime import UTC, datetime, timedelta
+
+    from creditwatch.domain import AccountState, Balance, Checked, Policy, Threshold, Thresholds, evaluate
+    from creditwatch.forecast import Point, PoolWindow
+
+    now = datetime(2026, 11, 22, 10, tzinfo=UTC)
+    points = tuple(Point(now - timedelta(hours=24 - h), Decimal(290 - 10 * h)) for h in range(24))
+    evaluation = evaluate(
+        "leadmagic",
+        "main",
+        now,
+        AccountState(),
+        {"credits": PoolWindow(points, full_tank=Decimal(290))},
+        Checked((Balance("credits", Decimal(50)),)),
+        Policy(Thresholds(Threshold(Decimal(1000)), Threshold(Decimal(100)))),
+    )
+    (alert,) = evaluation.alerts
+    message = render(alert, providers.load("leadmagic"))
+    assert "At the current rate it runs out in about 0.2 days (forecast: critical)." in message.email
+    assert message.detail is not None
+    assert message.detail["forecast_level"] == "critical"

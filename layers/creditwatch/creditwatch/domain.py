@@ -183,6 +183,7 @@ class Alert(NamedTuple):
     reminder: bool = False
     topup: TopUp | None = None
     forecast: Forecast | None = None
+    folded_forecast: Level | None = None  # a depletion_forecast of this level, told in this alert instead
 
     @property
     def severity(self) -> str:
@@ -340,5 +341,10 @@ def _pool(
     # An empty pool needs no forecast; its level is kept so that no "recovered" follows.
     predicted = forecast_level(report.forecast, policy) if balance.remaining > 0 else before.forecast
     if kind := shift(before.forecast, predicted, AlertKind.DEPLETION_FORECAST):
-        alerts.append(alert(kind=kind, level=predicted, previous=before.forecast, aspect="forecast", **details))
+        low = alerts[0] if alerts and alerts[0].kind is AlertKind.LOW_CREDITS else None
+        if kind is AlertKind.DEPLETION_FORECAST and low is not None and low.level >= predicted:
+            # Adds nothing to the low_credits alert going out now: told in its text instead.
+            alerts[0] = low._replace(folded_forecast=predicted)
+        else:
+            alerts.append(alert(kind=kind, level=predicted, previous=before.forecast, aspect="forecast", **details))
     return PoolState(level, alerted_at, predicted), alerts

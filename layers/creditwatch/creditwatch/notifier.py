@@ -98,6 +98,10 @@ def render(alert: Alert, provider: Provider) -> Message:
     if alert.reminder:
         headline = f"Reminder: {headline}"
         lines.insert(0, f"Reminder: this is still {alert.level}.")
+    if alert.folded_forecast is not None and prediction is not None:
+        lines.append(
+            f"At the current rate it runs out in about {prediction.describe()} (forecast: {alert.folded_forecast})."
+        )
     if alert.topup is not None and alert.kind is AlertKind.RECOVERED:
         lines.append(f"Top-up detected: {'+' + credits(alert.topup.added) if alert.topup.added else 'yes'} credits.")
     lines += _balance_lines(alert) + _forecast_lines(prediction)
@@ -150,6 +154,7 @@ def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
         "burn_per_day": _number(prediction.burn_per_day if prediction else None),
         "days_left": _number(prediction.days_left if prediction else None),
         "reason": alert.reason,
+        "forecast_level": None if alert.folded_forecast is None else str(alert.folded_forecast),
         "observed_at": alert.observed_at,
         "top_up": provider.top_up,
     }
