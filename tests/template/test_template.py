@@ -410,3 +410,8 @@ def test_each_function_puts_events_on_the_configured_bus_only(provider):
     assert statement["Resource"] == bus
     assert template()["Globals"]["Function"]["Environment"]["Variables"]["EVENT_BUS_NAME"] == "EventBusName"
     assert raw_template()["Parameters"]["EventBusName"]["Default"] == "default"
+
+
+def test_the_dashboard_says_plainly_that_per_account_thresholds_are_not_drawn():
+    body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"][0]
+    assert "thresholds an account sets in its secret are not drawn" in body
