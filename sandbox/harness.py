@@ -254,6 +254,9 @@ class Stack:
             "BURN_WINDOW_HOURS": "72",
             "FORECAST_WARNING_DAYS": "7",
             "FORECAST_CRITICAL_DAYS": "2",
+            "SPIKE_WINDOW_HOURS": "6",
+            "SPIKE_FACTOR": "3",
+            "SPIKE_MINIMUM_CREDITS": "100",
             "BASE_URL": base_url,
             **overrides,
         }

@@ -1,14 +1,16 @@
 """Forecasts, reminders and top-ups through the real handler, with history seeded in DynamoDB."""
 
+import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import jsonschema
 import pytest
 
 from creditwatch.domain import iso
-from sandbox.harness import LambdaContext, Stack, handler, scheduled_event
+from sandbox.harness import ROOT, LambdaContext, Stack, handler, scheduled_event
 from sandbox.simulator import ProviderSimulator, balance
 
 from .conftest import attributes, emf_documents
@@ -170,3 +172,31 @@ def test_duplicate_runs_record_a_top_up_once(stack, simulator, capsys, monkeypat
     documents = emf_documents(capsys.readouterr().out)
     assert [d["TopUpCredits"] for d in documents if "TopUpCredits" in d] == [10000.0]
     assert kinds(stack.alerts()) == [("low_credits", "critical"), ("recovered", "info")]
+
+
+def test_a_runaway_burn_is_a_burn_spike_alert_event_and_metric(stack, simulator, capsys):
+    """48 hours at 10 credits an hour, then 400 an hour for the last 6: a runaway job."""
+    history, remaining = [], 500_000
+    for hours in range(54, 0, -1):
+        history.append((hours_ago(hours), Decimal(remaining)))
+        remaining -= 400 if hours <= 6 else 10
+    stack.seed_history("leadmagic", "default", history)
+    env = setup(stack, simulator, remaining)
+    capsys.readouterr()
+
+    stack.invoke("leadmagic", env)
+
+    (alert,) = stack.alerts()
+    assert kinds([alert]) == [("burn_spike", "warning")]
+    assert "burn spike" in alert["Subject"]
+    assert "look for a runaway job" in alert["Message"]
+    (event,) = stack.events()
+    jsonschema.validate(event, json.loads((ROOT / "schemas" / "alert-event.schema.json").read_text()))
+    assert event["detail-type"] == "Credit Burn Spike"
+    ratio = Decimal(event["detail"]["spike_ratio"])
+    assert ratio >= 3
+    (pool,) = [d for d in emf_documents(capsys.readouterr().out) if "BurnSpikeRatio" in d]
+    assert pool["BurnSpikeRatio"] == pytest.approx(float(ratio), rel=0.01)
+
+    stack.invoke("leadmagic", env)
+    assert len(stack.alerts()) == 1  # still a spike: alerted once

@@ -70,6 +70,10 @@ def test_a_missing_required_variable_is_named(name):
         ({"BURN_WINDOW_HOURS": "1e9"}, "BURN_WINDOW_HOURS"),
         ({"FORECAST_WARNING_DAYS": "1e999999"}, "FORECAST_WARNING_DAYS"),
         ({"FORECAST_WARNING_DAYS": "Infinity"}, "FORECAST_WARNING_DAYS"),
+        ({"SPIKE_WINDOW_HOURS": "37"}, "SPIKE_WINDOW_HOURS"),  # more than half the 72 h burn window
+        ({"SPIKE_WINDOW_HOURS": "0"}, "SPIKE_WINDOW_HOURS"),
+        ({"SPIKE_FACTOR": "0"}, "SPIKE_FACTOR"),
+        ({"SPIKE_MINIMUM_CREDITS": "lots"}, "SPIKE_MINIMUM_CREDITS"),
     ],
 )
 def test_invalid_values_name_their_field(overrides, field):

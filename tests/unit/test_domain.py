@@ -276,3 +276,56 @@ def test_a_forecast_that_adds_nothing_to_a_low_credits_alert_is_folded_into_it()
         (AlertKind.DEPLETION_FORECAST, Level.CRITICAL),
     ]
     assert warning_low.alerts[0].folded_forecast is None
+
+
+def hourly(rates: list[int], start: int = 100_000) -> dict[str, PoolWindow]:
+    """A window of hourly balances ending an hour before NOW, consuming rates[h] in hour h."""
+    balances, remaining = [], start
+    for rate in rates:
+        balances.append(remaining)
+        remaining -= rate
+    points = tuple(Point(NOW - timedelta(hours=len(rates) - h), Decimal(b)) for h, b in enumerate(balances))
+    return {"credits": PoolWindow(points, full_tank=Decimal(start))}, remaining
+
+
+def spike_run(rates: list[int], previous: AccountState | None = None, now=NOW, **policy):
+    window, remaining = hourly(rates)
+    return run(previous or AccountState(), checked(remaining), windows=window, now=now, **policy)
+
+
+def test_a_burn_spike_is_a_warning_once_then_a_recovery():
+    # 48 hours at 10 credits an hour, then 6 hours at 400: 40x the recent rate, 2,400 credits.
+    evaluation = spike_run([10] * 48 + [400] * 6)
+    (alert,) = [a for a in evaluation.alerts if a.kind is AlertKind.BURN_SPIKE]
+    assert (alert.level, alert.aspect, alert.pool) == (Level.WARNING, "spike", "credits")
+    assert alert.spike is not None
+    assert alert.spike.ratio is not None
+    assert alert.spike.ratio >= 3
+    assert evaluation.state.pools["credits"].spike is Level.WARNING
+    assert evaluation.pools[0].spike is not None
+
+    again = run(evaluation.state, checked(0), windows=evaluation.windows, now=NOW + timedelta(hours=1))
+    assert [a for a in again.alerts if a.aspect == "spike"] == []  # still a spike: said once
+
+    calm, left = hourly([10] * 60)  # a later window, back to 10 an hour
+    calmer = run(again.state, checked(left), windows=calm)
+    assert [(a.kind, a.aspect) for a in calmer.alerts if a.aspect == "spike"] == [(AlertKind.RECOVERED, "spike")]
+
+
+def test_no_spike_is_claimed_from_a_steady_burn_a_trickle_or_too_little_history():
+    steady = spike_run([100] * 54)
+    assert steady.state.pools["credits"].spike is Level.OK
+    trickle = spike_run([1] * 48 + [15] * 6)  # 15x the rate, but only 90 credits
+    assert trickle.state.pools["credits"].spike is Level.OK
+    short = spike_run([10] * 4 + [400] * 6)  # 10 hours of history: the baseline is mostly the spike
+    assert short.pools[0].spike is None
+    assert [a for a in short.alerts if a.kind is AlertKind.BURN_SPIKE] == []
+    lower_bar = spike_run([1] * 48 + [15] * 6, spike_minimum=Decimal(50))
+    assert lower_bar.state.pools["credits"].spike is Level.WARNING
+
+
+def test_too_little_history_keeps_a_spike_as_it_was():
+    previous = AccountState(version=1, pools={"credits": PoolState(Level.OK, None, Level.OK, Level.WARNING, iso(NOW))})
+    short = spike_run([10] * 4, previous=previous)
+    assert short.state.pools["credits"].spike is Level.WARNING
+    assert [a for a in short.alerts if a.aspect == "spike"] == []

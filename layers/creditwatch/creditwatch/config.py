@@ -160,6 +160,9 @@ class Settings(NamedTuple):
     forecast_warning_days: Decimal = Decimal(7)
     forecast_critical_days: Decimal = Decimal(2)
     remind_after_hours: int = 24  # 0: no reminders
+    spike_window_hours: int = 6
+    spike_factor: Decimal = Decimal(3)
+    spike_minimum_credits: Decimal = Decimal(100)
 
     def policy(self, thresholds: Thresholds) -> Policy:
         """The alerting rules for one account, with that account's thresholds."""
@@ -170,6 +173,9 @@ class Settings(NamedTuple):
             forecast_warning_days=self.forecast_warning_days,
             forecast_critical_days=self.forecast_critical_days,
             remind_after=timedelta(hours=self.remind_after_hours) if self.remind_after_hours else None,
+            spike_window=timedelta(hours=self.spike_window_hours),
+            spike_factor=self.spike_factor,
+            spike_minimum=self.spike_minimum_credits,
         )
 
     @classmethod
@@ -179,6 +185,13 @@ class Settings(NamedTuple):
         critical_days = _positive_number(env, "FORECAST_CRITICAL_DAYS", "2")
         if critical_days > warning_days:
             raise ConfigError(f"FORECAST_CRITICAL_DAYS: {critical_days} is above FORECAST_WARNING_DAYS {warning_days}")
+        burn_window_hours = _positive_int(env, "BURN_WINDOW_HOURS", 72, maximum=8760)
+        spike_window_hours = _positive_int(env, "SPIKE_WINDOW_HOURS", 6, maximum=4380)
+        if 2 * spike_window_hours > burn_window_hours:
+            raise ConfigError(
+                f"SPIKE_WINDOW_HOURS: {spike_window_hours} is more than half of BURN_WINDOW_HOURS {burn_window_hours}"
+                " (a spike is measured against the window before it)"
+            )
         return cls(
             provider=_provider(_required(env, "PROVIDER")),
             secret_name=_required(env, "SECRET_NAME"),
@@ -195,7 +208,10 @@ class Settings(NamedTuple):
             retention_days=_positive_int(env, "RETENTION_DAYS", 90, maximum=3650),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3, maximum=1000),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "CreditWatch",
-            burn_window_hours=_positive_int(env, "BURN_WINDOW_HOURS", 72, maximum=8760),
+            burn_window_hours=burn_window_hours,
+            spike_window_hours=spike_window_hours,
+            spike_factor=_positive_number(env, "SPIKE_FACTOR", "3", maximum=1000),
+            spike_minimum_credits=_positive_number(env, "SPIKE_MINIMUM_CREDITS", "100", maximum=10**12),
             forecast_warning_days=warning_days,
             forecast_critical_days=critical_days,
             remind_after_hours=_positive_int(env, "REMIND_AFTER_HOURS", 24, minimum=0, maximum=8760),

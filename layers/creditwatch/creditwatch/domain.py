@@ -12,7 +12,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from creditwatch.forecast import Forecast, PoolWindow, TopUp, advance, forecast
+from creditwatch.forecast import Forecast, PoolWindow, Spike, TopUp, advance, forecast, spike
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})  # the default of a mapping field: shared, so read-only
 
@@ -43,6 +43,7 @@ class AlertKind(StrEnum):
     RECOVERED = "recovered"
     CHECK_FAILED = "check_failed"
     DEPLETION_FORECAST = "depletion_forecast"
+    BURN_SPIKE = "burn_spike"
 
 
 class Balance(NamedTuple):
@@ -147,6 +148,8 @@ class PoolState(NamedTuple):
     level: Level = Level.OK
     alerted_at: str | None = None  # when the current low level was last alerted or reminded
     forecast: Level = Level.OK
+    spike: Level = Level.OK  # warning while the recent burn is a spike
+    spike_alerted_at: str | None = None
 
 
 class AccountState(NamedTuple):
@@ -166,6 +169,9 @@ class Policy(NamedTuple):
     forecast_warning_days: Decimal = Decimal(7)
     forecast_critical_days: Decimal = Decimal(2)
     remind_after: timedelta | None = timedelta(hours=24)  # None: no reminders
+    spike_window: timedelta = timedelta(hours=6)
+    spike_factor: Decimal = Decimal(3)
+    spike_minimum: Decimal = Decimal(100)  # credits the recent part must have consumed
 
 
 class Alert(NamedTuple):
@@ -184,6 +190,7 @@ class Alert(NamedTuple):
     topup: TopUp | None = None
     forecast: Forecast | None = None
     folded_forecast: Level | None = None  # a depletion_forecast of this level, told in this alert instead
+    spike: Spike | None = None
 
     @property
     def severity(self) -> str:
@@ -204,6 +211,7 @@ class PoolReport(NamedTuple):
     judgement: Judgement
     forecast: Forecast
     topup: TopUp | None = None
+    spike: Spike | None = None  # None: too little history to tell
 
 
 class Evaluation(NamedTuple):
@@ -296,6 +304,7 @@ def evaluate(
                 judge(balance.remaining, policy.thresholds, capacity),
                 forecast(window, balance.remaining),
                 topup,
+                spike(window, policy.spike_window),
             )
             pools[balance.pool], pool_alerts = _pool(pools.get(balance.pool, PoolState()), report, policy, now, alert)
             advanced[balance.pool] = window
@@ -347,4 +356,31 @@ def _pool(
             alerts[0] = low._replace(folded_forecast=predicted)
         else:
             alerts.append(alert(kind=kind, level=predicted, previous=before.forecast, aspect="forecast", **details))
-    return PoolState(level, alerted_at, predicted), alerts
+    spiking = spike_level(report.spike, policy, before.spike)
+    kind, reminder, spike_alerted_at = follow_up(
+        before.spike, spiking, before.spike_alerted_at, now, policy.remind_after, AlertKind.BURN_SPIKE
+    )
+    if kind:
+        alerts.append(
+            alert(
+                kind=kind,
+                level=spiking,
+                previous=before.spike,
+                aspect="spike",
+                reminder=reminder,
+                spike=report.spike,
+                **details,
+            )
+        )
+    return PoolState(level, alerted_at, predicted, spiking, spike_alerted_at), alerts
+
+
+def spike_level(measured: Spike | None, policy: Policy, before: Level) -> Level:
+    """warning when the recent burn is at least spike_factor times the window's and consumed at
+    least spike_minimum credits; with too little history nothing is claimed either way."""
+    if measured is None:
+        return before
+    ratio = measured.ratio
+    if measured.consumed >= policy.spike_minimum and ratio is not None and ratio >= policy.spike_factor:
+        return Level.WARNING
+    return Level.OK

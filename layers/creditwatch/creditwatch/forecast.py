@@ -79,11 +79,20 @@ def advance(
     return PoolWindow(points, full_tank, topped_up_at or window.topped_up_at), topup
 
 
-def forecast(window: PoolWindow, remaining: Decimal) -> Forecast:
-    points = window.points
-    hours = Decimal((points[-1].at - points[0].at).total_seconds()) / 3600 if points else Decimal(0)
-    if len(points) < MIN_OBSERVATIONS or hours * 3600 < Decimal(MIN_SPAN.total_seconds()):
-        return Forecast(len(points), hours)
+class Spike(NamedTuple):
+    """Burn over the recent part of the window against burn over all of it."""
+
+    recent_per_day: Decimal
+    baseline_per_day: Decimal
+    consumed: Decimal  # credits consumed in the recent part
+
+    @property
+    def ratio(self) -> Decimal | None:
+        return self.recent_per_day / self.baseline_per_day if self.baseline_per_day else None
+
+
+def _burn(points: tuple[Point, ...]) -> tuple[Decimal, Decimal]:
+    """Credits consumed in the segments that consumed any, and those segments' seconds."""
     consumed, seconds = Decimal(0), Decimal(0)
     for _, group in groupby(points, key=lambda point: point.segment):
         segment = list(group)
@@ -92,6 +101,32 @@ def forecast(window: PoolWindow, remaining: Decimal) -> Forecast:
         if used > 0 and duration > 0:
             consumed += used
             seconds += duration
+    return consumed, seconds
+
+
+def spike(window: PoolWindow, recent: timedelta) -> Spike | None:
+    """The burn of the last `recent` against the whole window's, or None when the history is
+    too short to tell: the recent part needs MIN_OBSERVATIONS points spanning at least half of
+    `recent`, and the window must reach back at least twice `recent` before its last point."""
+    points = window.points
+    if len(points) < MIN_OBSERVATIONS or points[-1].at - points[0].at < 2 * recent:
+        return None
+    tail = tuple(point for point in points if point.at >= points[-1].at - recent)
+    if len(tail) < MIN_OBSERVATIONS or tail[-1].at - tail[0].at < recent / 2:
+        return None
+    consumed, seconds = _burn(tail)
+    total, total_seconds = _burn(points)
+    recent_rate = consumed * SECONDS_PER_DAY / seconds if seconds else Decimal(0)
+    baseline = total * SECONDS_PER_DAY / total_seconds if total_seconds else Decimal(0)
+    return Spike(recent_rate, baseline, consumed)
+
+
+def forecast(window: PoolWindow, remaining: Decimal) -> Forecast:
+    points = window.points
+    hours = Decimal((points[-1].at - points[0].at).total_seconds()) / 3600 if points else Decimal(0)
+    if len(points) < MIN_OBSERVATIONS or hours * 3600 < Decimal(MIN_SPAN.total_seconds()):
+        return Forecast(len(points), hours)
+    consumed, seconds = _burn(points)
     if not consumed:
         return Forecast(len(points), hours, burn_per_day=Decimal(0))
     burn = consumed * SECONDS_PER_DAY / seconds

@@ -443,7 +443,8 @@ class Run:
 
 
 def pool_metrics(report: PoolReport) -> dict[str, tuple[MetricUnit, float]]:
-    """The metrics of one pool: balance, share of the plan limit, burn, days left. A top-up's
+    """The metrics of one pool: balance, share of the plan limit, burn, days left, the recent
+    burn against the window's. A top-up's
     size is emitted where it is recorded, once."""
     balance, prediction = report.balance, report.forecast
     candidates = {
@@ -451,5 +452,6 @@ def pool_metrics(report: PoolReport) -> dict[str, tuple[MetricUnit, float]]:
         "PercentRemaining": (MetricUnit.Percent, balance.percent_remaining),
         "BurnRatePerDay": (MetricUnit.Count, prediction.burn_per_day),
         "DaysUntilEmpty": (MetricUnit.Count, prediction.days_left),
+        "BurnSpikeRatio": (MetricUnit.Count, report.spike.ratio if report.spike else None),
     }
     return {name: (unit, float(value)) for name, (unit, value) in candidates.items() if value is not None}

@@ -24,6 +24,7 @@ DETAIL_TYPES = {
     AlertKind.DEPLETION_FORECAST: "Credit Depletion Forecast",
     AlertKind.CHECK_FAILED: "Credit Check Failed",
     AlertKind.RECOVERED: "Credit Alert Recovered",
+    AlertKind.BURN_SPIKE: "Credit Burn Spike",
 }
 REMINDER = "Credit Alert Reminder"
 
@@ -79,6 +80,18 @@ def render(alert: Alert, provider: Provider) -> Message:
     elif alert.kind is AlertKind.RECOVERED and alert.aspect == "forecast":
         headline = f"{where}: no longer running out soon"
         lines = [f"{subject} is no longer forecast to run out soon (the forecast was {alert.previous})."]
+    elif alert.kind is AlertKind.RECOVERED and alert.aspect == "spike":
+        headline = f"{where}: burn back to its usual rate"
+        lines = [f"{subject} burns at its usual rate again."]
+    elif alert.kind is AlertKind.BURN_SPIKE and alert.spike is not None:
+        ratio = alert.spike.ratio
+        times = f"{ratio:.1f}x" if ratio is not None else "well above"
+        headline = f"{severity} {where}: burn spike, {times} the usual rate"
+        lines = [
+            f"{subject} is burning credits fast: {credits(alert.spike.recent_per_day)} a day recently, "
+            f"{times} its rate over the whole window ({credits(alert.spike.baseline_per_day)} a day).",
+            f"{credits(alert.spike.consumed)} credits went in the recent part alone: look for a runaway job.",
+        ]
     elif alert.kind is AlertKind.RECOVERED:
         headline = f"{where} recovered: {remaining} credits"
         lines = [f"{subject} is back to ok (it was {alert.previous})."]
@@ -155,6 +168,9 @@ def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
         "days_left": _number(prediction.days_left if prediction else None),
         "reason": alert.reason,
         "forecast_level": None if alert.folded_forecast is None else str(alert.folded_forecast),
+        "spike_ratio": _number(
+            alert.spike.ratio.quantize(Decimal("0.01")) if alert.spike and alert.spike.ratio else None
+        ),
         "observed_at": alert.observed_at,
         "top_up": provider.top_up,
     }

@@ -230,7 +230,13 @@ class Repository:
             "check_alerted_at": state.check_alerted_at,
             "failures": state.failures,
             "pools": {
-                name: {"level": str(pool.level), "alerted_at": pool.alerted_at, "forecast": str(pool.forecast)}
+                name: {
+                    "level": str(pool.level),
+                    "alerted_at": pool.alerted_at,
+                    "forecast": str(pool.forecast),
+                    "spike": str(pool.spike),
+                    "spike_alerted_at": pool.spike_alerted_at,
+                }
                 for name, pool in state.pools.items()
             },
             "outbox": [
@@ -304,7 +310,13 @@ def _state(item: dict[str, Any] | None) -> AccountState:
         check_alerted_at=item.get("check_alerted_at"),
         failures=int(item["failures"]),
         pools={
-            name: PoolState(_level(pool["level"]), pool.get("alerted_at"), _level(pool.get("forecast", "ok")))
+            name: PoolState(
+                _level(pool["level"]),
+                pool.get("alerted_at"),
+                _level(pool.get("forecast", "ok")),
+                _level(pool.get("spike", "ok")),
+                pool.get("spike_alerted_at"),
+            )
             for name, pool in item.get("pools", {}).items()
         },
     )
