@@ -186,7 +186,7 @@ def main() -> int:
             ok &= max(shards) <= fleet.FUNCTION_TIMEOUT_S
         if size == FLEETS[-1]:
             ok &= float(row["peak_mib"]) < PEAK_MIB  # type: ignore[arg-type]
-        dynamo = sum(n for op, n in calls.items() if op in ("GetItem", "BatchGetItem", "BatchWriteItem"))
+        dynamo = sum(n for op, n in calls.items() if op in ("GetItem", "Query", "BatchGetItem", "BatchWriteItem"))
         ok &= dynamo <= dynamodb_bound(size, max(1, len(shards))) and calls.get("PutItem", 0) == 0
         each = f"{len(shards)} ({', '.join(f'{s:.1f}' for s in shards)})" if shards else "-"
         listed = ", ".join(f"{op} {n}" for op, n in sorted(calls.items()))

@@ -234,6 +234,7 @@ def test_one_failing_account_does_not_stop_the_others(stack, simulator):
         "failed_checks": 2,
         "alerts_sent": 2,
         "events_sent": 2,
+        "alerts_silenced": 0,
     }
     assert [(i["account"], i["remaining"]) for i in snapshots(stack)] == [("good", Decimal(50))]
     sent = sorted((attributes(a)["account"], attributes(a)["alert"]) for a in stack.alerts())

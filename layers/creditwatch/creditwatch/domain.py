@@ -160,6 +160,7 @@ class AccountState(NamedTuple):
     check_alerted_at: str | None = None
     failures: int = 0
     pools: Mapping[str, PoolState] = EMPTY
+    silenced: tuple[str, ...] = ()  # what a silence kept quiet ("<pool>:<aspect>", ":check"), owed a catch-up
 
 
 class Policy(NamedTuple):
@@ -191,6 +192,7 @@ class Alert(NamedTuple):
     forecast: Forecast | None = None
     folded_forecast: Level | None = None  # a depletion_forecast of this level, told in this alert instead
     spike: Spike | None = None
+    catch_up: bool = False  # sent when a silence ended and the state is still bad
 
     @property
     def severity(self) -> str:
@@ -384,3 +386,61 @@ def spike_level(measured: Spike | None, policy: Policy, before: Level) -> Level:
     if measured.consumed >= policy.spike_minimum and ratio is not None and ratio >= policy.spike_factor:
         return Level.WARNING
     return Level.OK
+
+
+class Silence(NamedTuple):
+    """Nothing is published for `account` (or every account, "*") and `pool` (or every pool,
+    "*") until `until`. A rejected key is still alerted unless `keys` says so."""
+
+    account: str
+    pool: str
+    until: str
+    reason: str = ""
+    who: str = ""
+    keys: bool = False
+
+    def covers(self, alert: Alert, at: str) -> bool:
+        if at >= self.until or self.account not in ("*", alert.account):
+            return False
+        if self.pool != "*" and self.pool != alert.pool:
+            return False
+        rejected = alert.kind is AlertKind.CHECK_FAILED and alert.level is Level.CRITICAL
+        return self.keys or not rejected
+
+
+def aspect_of(alert: Alert) -> str:
+    return f"{alert.pool}:{alert.aspect}" if alert.pool else ":check"
+
+
+def catch_up(
+    state: AccountState, reports: tuple[PoolReport, ...], alert: partial[Alert]
+) -> tuple[Alert | None, tuple[str, ...]]:
+    """After a silence: the one alert for the worst of what it kept quiet that is still bad, and
+    what cannot be told yet (a pool this run could not check stays owed)."""
+    by_pool = {report.balance.pool: report for report in reports}
+    candidates: list[Alert] = []
+    owed = []
+    for entry in state.silenced:
+        pool, _, aspect = entry.partition(":")
+        if not pool:
+            if state.check > Level.OK:
+                reason = "checks were still failing when the silence ended"
+                candidates.append(alert(kind=AlertKind.CHECK_FAILED, level=state.check, reason=reason, catch_up=True))
+            continue
+        report, pool_state = by_pool.get(pool), state.pools.get(pool)
+        if report is None or pool_state is None:
+            owed.append(entry)
+            continue
+        kind, level = {
+            "level": (AlertKind.LOW_CREDITS, pool_state.level),
+            "forecast": (AlertKind.DEPLETION_FORECAST, pool_state.forecast),
+            "spike": (AlertKind.BURN_SPIKE, pool_state.spike),
+        }[aspect]
+        if level > Level.OK:
+            details = {"balance": report.balance, "forecast": report.forecast, "spike": report.spike}
+            line = report.judgement.line if aspect == "level" else None
+            candidates.append(
+                alert(kind=kind, level=level, pool=pool, aspect=aspect, line=line, catch_up=True, **details)
+            )
+    worst = max(candidates, key=lambda candidate: candidate.level, default=None)
+    return worst, tuple(owed)

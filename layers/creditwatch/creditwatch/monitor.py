@@ -40,7 +40,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from creditwatch import providers
 from creditwatch.config import Account, Settings
-from creditwatch.domain import Evaluation, Exhausted, Misconfigured, Outcome, PoolReport, Unavailable, evaluate, iso
+from creditwatch.domain import (
+    Alert,
+    Evaluation,
+    Exhausted,
+    Misconfigured,
+    Outcome,
+    PoolReport,
+    Silence,
+    Unavailable,
+    aspect_of,
+    catch_up,
+    evaluate,
+    iso,
+)
 from creditwatch.http import REQUEST_BUDGET, Pacer, fetch, new_session
 from creditwatch.notifier import CHANNELS, EventRefused, Notifier
 from creditwatch.observability import emit, logger, metrics
@@ -187,6 +200,8 @@ class Run:
     problems: list[str] = field(default_factory=list)
     alerts_sent: int = 0
     events_sent: int = 0
+    alerts_silenced: int = 0
+    silences: list[Silence] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         interval = self.provider.provider_interval
@@ -224,9 +239,10 @@ class Run:
         if behind and behind[0] != start:  # the next run starts with those this one could not check
             self._isolated(behind[0], "cursor", partial(self.repository.save_cursor, cursor_key, behind[0]))
         self._save_run(evaluations)
+        self.silences = self._silences()
         for name, evaluation in evaluations.items():
             previous = stored[name]
-            if evaluation.state != previous.state or previous.outbox:
+            if evaluation.state != previous.state or previous.outbox or previous.state.silenced:
                 self._isolated(name, "alert", partial(self._settle, name, previous, evaluation))
         unchecked = len(unread) + len(left)
         summary = {
@@ -236,12 +252,14 @@ class Run:
             "failed_checks": sum(not evaluation.pools for evaluation in evaluations.values()),
             "alerts_sent": self.alerts_sent,
             "events_sent": self.events_sent,
+            "alerts_silenced": self.alerts_silenced,
         }
         logger.info("run finished", extra=summary)
         # One run-level document, flushed by the handler's log_metrics decorator.
         metrics.add_dimension(name="Provider", value=self.provider.name)
         metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=self.alerts_sent)
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=self.events_sent)
+        metrics.add_metric(name="AlertsSilenced", unit=MetricUnit.Count, value=self.alerts_silenced)
         metrics.add_metric(name="AccountErrors", unit=MetricUnit.Count, value=len(self.problems))
         metrics.add_metric(name="AccountsUnchecked", unit=MetricUnit.Count, value=unchecked)
         if self.problems:
@@ -364,6 +382,7 @@ class Run:
         """Claim the new state with its alerts, send them, and confirm each one sent."""
         clock = self.clock()
         at = iso(clock)
+        evaluation = self._silence(account, previous, evaluation, at)
         rendered = [self.notifier.render(alert) for alert in evaluation.alerts]  # before anything is claimed
         due = [p for p in previous.outbox if p.lease_until <= at]
         leased = [p for p in previous.outbox if p.lease_until > at]  # another run may be sending these
@@ -407,6 +426,28 @@ class Run:
             # only) without waiting for the lease.
             released = [p._replace(lease_until=at) if p.message.id in refused else p for p in outbox]
             self._confirm(account, version, evaluation, released, clock)
+
+    def _silences(self) -> list[Silence]:
+        try:
+            return self.repository.silences()
+        except AWS_ERRORS:  # without them every alert goes out: louder, never lost
+            logger.exception("silences not read; nothing is silenced this run")
+            return []
+
+    def _silence(self, account: str, previous: Stored, evaluation: Evaluation, at: str) -> Evaluation:
+        """Keep quiet what an active silence covers, and remember it; once no silence covers the
+        account, send one catch-up alert for the worst of it that is still bad."""
+        quiet = [alert for alert in evaluation.alerts if any(s.covers(alert, at) for s in self.silences)]
+        loud = [alert for alert in evaluation.alerts if alert not in quiet]
+        silenced = tuple(dict.fromkeys([*previous.state.silenced, *map(aspect_of, quiet)]))
+        for alert in quiet:
+            self.alerts_silenced += 1
+            logger.info("alert silenced", extra={"account": account, "alert": str(alert.kind), "alert_id": alert.id})
+        if silenced and not any(s.account in ("*", account) and at < s.until for s in self.silences):
+            make = partial(Alert, provider=self.provider.name, account=account, observed_at=evaluation.observed_at)
+            caught, silenced = catch_up(evaluation.state._replace(silenced=silenced), evaluation.pools, make)
+            loud += [caught] if caught else []
+        return evaluation._replace(state=evaluation.state._replace(silenced=silenced), alerts=tuple(loud))
 
     def _deliver(self, account: str, pending: Pending) -> tuple[str, ...]:
         """Send to each channel still owed the alert; the channels that refused it."""

@@ -111,6 +111,9 @@ def render(alert: Alert, provider: Provider) -> Message:
     if alert.reminder:
         headline = f"Reminder: {headline}"
         lines.insert(0, f"Reminder: this is still {alert.level}.")
+    if alert.catch_up:
+        headline = f"After a silence: {headline}"
+        lines.insert(0, f"A silence kept this quiet; it has ended and this is still {alert.level}.")
     if alert.folded_forecast is not None and prediction is not None:
         lines.append(
             f"At the current rate it runs out in about {prediction.describe()} (forecast: {alert.folded_forecast})."
@@ -155,6 +158,7 @@ def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
         "alert": str(alert.kind),
         "severity": alert.severity,
         "reminder": alert.reminder,
+        "catch_up": alert.catch_up,
         "provider": provider.name,
         "account": alert.account,
         "pool": alert.pool,

@@ -9,6 +9,8 @@ Keys (one table):
     sk = "SNAP#<pool>#<observed_at>"    one balance snapshot
     sk = "TOPUP#<pool>#<previous_at>"   one detected top-up, named by the observation before it,
                                         written once (conditionally) whichever run saw it
+    pk = "<provider>#", sk = "SILENCE#<account or *>#<pool or *>"
+                                        a silence: nothing is published for it until `until`
     pk = "<provider>#", sk = "CURSOR#<first account>"
                                         where the next run over a set of accounts (a fleet,
                                         or a shard of one) starts: the first it could not check
@@ -31,12 +33,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from boto3.dynamodb.conditions import Attr
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from creditwatch.domain import EMPTY, AccountState, Balance, Level, PoolState, iso, parse_iso
+from creditwatch.domain import EMPTY, AccountState, Balance, Level, PoolState, Silence, iso, parse_iso
 from creditwatch.forecast import Point, PoolWindow, TopUp
 from creditwatch.notifier import Message
+from creditwatch.observability import logger
 
 STATE, WINDOW = "STATE", "WINDOW"
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem: two per account
@@ -155,6 +158,27 @@ class Repository:
             raise
         return True
 
+    def silences(self) -> list[Silence]:
+        """The provider's silences (`pk = "<provider>#"`, `sk = "SILENCE#..."`), one Query. An
+        item that is not a valid silence silences nothing: it is logged and skipped."""
+        condition = Key("pk").eq(f"{self.provider}#") & Key("sk").begins_with("SILENCE#")
+        found = []
+        for item in self.table.query(KeyConditionExpression=condition, ConsistentRead=True)["Items"]:
+            try:
+                silence = Silence(
+                    account=_text(item["account"]),
+                    pool=_text(item.get("pool", "*")),
+                    until=iso(parse_iso(_text(item["until"]))),
+                    reason=_text(item.get("reason", ""))[:200],
+                    who=_text(item.get("who", ""))[:100],
+                    keys=item.get("keys", False) is True,
+                )
+            except (KeyError, TypeError, ValueError):
+                logger.warning("invalid silence item skipped", extra={"sk": str(item.get("sk"))[:120]})
+                continue
+            found.append(silence)
+        return found
+
     def cursor(self, key: str) -> str | None:
         """The account the last run over the set named `key` could not check first, if any.
         Unreadable is the same as none: the run starts at the beginning."""
@@ -239,6 +263,7 @@ class Repository:
                 }
                 for name, pool in state.pools.items()
             },
+            "silenced": list(state.silenced),
             "outbox": [
                 {**p.message._asdict(), "lease_until": p.lease_until, "channels": list(p.channels)} for p in outbox
             ],
@@ -289,6 +314,12 @@ class Repository:
         return item if record.topup.added is None else item | {"added": record.topup.added}
 
 
+def _text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError("not text")
+    return value
+
+
 def _level(name: object) -> Level:
     return Level[str(name).upper()]
 
@@ -319,6 +350,7 @@ def _state(item: dict[str, Any] | None) -> AccountState:
             )
             for name, pool in item.get("pools", {}).items()
         },
+        silenced=tuple(item.get("silenced", ())),
     )
 
 
