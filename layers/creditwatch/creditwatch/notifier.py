@@ -155,6 +155,7 @@ def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
     return {
         "version": EVENT_VERSION,
         "alert_id": alert.id,
+        "dedup_key": f"creditwatch/{provider.name}/{alert.account}/{alert.pool or 'check'}/{alert.aspect}",
         "alert": str(alert.kind),
         "severity": alert.severity,
         "reminder": alert.reminder,
