@@ -111,3 +111,13 @@ def test_events_go_to_the_configured_bus(stack: Stack, simulator: ProviderSimula
     (message,) = stack.sqs.receive_message(QueueUrl=queue).get("Messages", [])
     assert valid(json.loads(message["Body"]))["detail"]["level"] == "critical"
     assert stack.events() == []  # nothing on the default bus
+
+
+def test_a_forecast_folded_into_a_low_credits_alert_is_one_email_and_one_event(leadmagic, stack: Stack):
+    assert leadmagic(balance("leadmagic", 5000)) == []
+    # 4,950 credits in an hour: critical, and forecast to run out within the hour (critical too)
+    (event,) = leadmagic(balance("leadmagic", 50))
+    assert (event["detail"]["alert"], event["detail"]["forecast_level"]) == ("low_credits", "critical")
+    (alert,) = stack.alerts()
+    assert "At the current rate it runs out in about" in alert["Message"]
+    assert leadmagic(balance("leadmagic", 40)) == []  # the forecast was told: not sent later
