@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import jsonschema
 import yaml
 from aws_lambda_powertools.utilities import parameters
 
@@ -53,6 +54,12 @@ def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
     return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+@cache
+def event_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((ROOT / "schemas" / "alert-event.schema.json").read_text())
+    return schema
 
 
 @cache
@@ -301,13 +308,17 @@ class Stack:
                 self.sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
 
     def events(self) -> list[dict[str, Any]]:
-        """Every creditwatch event put on the bus so far, as the rule delivered it."""
+        """Every creditwatch event put on the bus so far, as the rule delivered it; each one is
+        checked against schemas/alert-event.schema.json, so every test that sees an event
+        checks the schema too."""
         while True:
             batch = self.sqs.receive_message(QueueUrl=self.event_inbox_url, MaxNumberOfMessages=10).get("Messages", [])
             if not batch:
                 return self.received_events
             for message in batch:
-                self.received_events.append(json.loads(message["Body"]))
+                event = json.loads(message["Body"])
+                jsonschema.validate(event, event_schema())
+                self.received_events.append(event)
                 self.sqs.delete_message(QueueUrl=self.event_inbox_url, ReceiptHandle=message["ReceiptHandle"])
 
     def items(self) -> list[dict[str, Any]]:
