@@ -301,12 +301,13 @@ def evaluate(
                 policy.burn_window,
             )
             capacity = balance.limit or window.full_tank
+            prediction = forecast(window, balance.remaining)
             report = PoolReport(
                 balance,
                 judge(balance.remaining, policy.thresholds, capacity),
-                forecast(window, balance.remaining),
+                prediction,
                 topup,
-                spike(window, policy.spike_window),
+                spike(window, policy.spike_window, prediction.burn_per_day),
             )
             pools[balance.pool], pool_alerts = _pool(pools.get(balance.pool, PoolState()), report, policy, now, alert)
             advanced[balance.pool] = window

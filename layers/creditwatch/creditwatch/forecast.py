@@ -104,21 +104,20 @@ def _burn(points: tuple[Point, ...]) -> tuple[Decimal, Decimal]:
     return consumed, seconds
 
 
-def spike(window: PoolWindow, recent: timedelta) -> Spike | None:
-    """The burn of the last `recent` against the whole window's, or None when the history is
-    too short to tell: the recent part needs MIN_OBSERVATIONS points spanning at least half of
-    `recent`, and the window must reach back at least twice `recent` before its last point."""
+def spike(window: PoolWindow, recent: timedelta, baseline_per_day: Decimal | None) -> Spike | None:
+    """The burn of the last `recent` against `baseline_per_day`, the whole window's (the
+    forecast's burn rate), or None when the history is too short to tell: the recent part needs
+    MIN_OBSERVATIONS points spanning at least half of `recent`, and the window must reach back
+    at least twice `recent` before its last point."""
     points = window.points
-    if len(points) < MIN_OBSERVATIONS or points[-1].at - points[0].at < 2 * recent:
+    if baseline_per_day is None or len(points) < MIN_OBSERVATIONS or points[-1].at - points[0].at < 2 * recent:
         return None
     tail = tuple(point for point in points if point.at >= points[-1].at - recent)
     if len(tail) < MIN_OBSERVATIONS or tail[-1].at - tail[0].at < recent / 2:
         return None
     consumed, seconds = _burn(tail)
-    total, total_seconds = _burn(points)
     recent_rate = consumed * SECONDS_PER_DAY / seconds if seconds else Decimal(0)
-    baseline = total * SECONDS_PER_DAY / total_seconds if total_seconds else Decimal(0)
-    return Spike(recent_rate, baseline, consumed)
+    return Spike(recent_rate, baseline_per_day, consumed)
 
 
 def forecast(window: PoolWindow, remaining: Decimal) -> Forecast:

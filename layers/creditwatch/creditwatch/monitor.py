@@ -125,12 +125,13 @@ def check_provider(event: ScheduledEvent, context: LambdaContext, settings: Sett
 def check_shards(records: list[ShardRecord], context: LambdaContext, settings: Settings) -> dict[str, Any]:
     """Check the accounts each shard names (the queue delivers one at a time). Accounts
     removed from the secrets since the shard was sent are skipped."""
+    fleet = load_accounts(settings.secret_name, settings.thresholds)
     results = []
     for record in records:
         shard = json.loads(record["body"])
         logger.set_correlation_id(shard.get("run"))
         wanted = set(shard["accounts"])
-        accounts = [a for a in load_accounts(settings.secret_name, settings.thresholds) if a.name in wanted]
+        accounts = [account for account in fleet if account.name in wanted]
         logger.info("shard started", extra={"shard": shard.get("shard"), "accounts": len(accounts)})
         results.append(new_run(settings, context).check(accounts))
     return {"provider": settings.provider.name, "shards": results}
