@@ -400,10 +400,12 @@ class Silence(NamedTuple):
     who: str = ""
     keys: bool = False
 
+    def holds(self, account: str, at: str) -> bool:
+        """In force at `at` for some or all of `account`'s alerts."""
+        return at < self.until and self.account in ("*", account)
+
     def covers(self, alert: Alert, at: str) -> bool:
-        if at >= self.until or self.account not in ("*", alert.account):
-            return False
-        if self.pool != "*" and self.pool != alert.pool:
+        if not self.holds(alert.account, at) or self.pool not in ("*", alert.pool):
             return False
         rejected = alert.kind is AlertKind.CHECK_FAILED and alert.level is Level.CRITICAL
         return self.keys or not rejected

@@ -34,7 +34,7 @@ class PoolWindow(NamedTuple):
 class TopUp(NamedTuple):
     previous: Decimal
     remaining: Decimal
-    previous_at: datetime | None = None  # the last observation before it: names the top-up, whichever run saw it
+    previous_at: datetime  # the last observation before it: names the top-up, whichever run saw it
 
     @property
     def added(self) -> Decimal | None:

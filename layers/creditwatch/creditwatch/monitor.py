@@ -236,7 +236,8 @@ class Run:
                         evaluations[account.name] = evaluation
         if left:
             logger.warning("out of time: accounts left for the next run", extra={"accounts": left})
-        behind = [account.name for account in queue if account.name in left or account.name in unread]
+        missed = {*left, *unread}
+        behind = [account.name for account in queue if account.name in missed]
         if behind and behind[0] != start:  # the next run starts with those this one could not check
             self._isolated(behind[0], "cursor", partial(self.repository.save_cursor, cursor_key, behind[0]))
         self._save_run(evaluations)
@@ -444,7 +445,7 @@ class Run:
         for alert in quiet:
             self.alerts_silenced += 1
             logger.info("alert silenced", extra={"account": account, "alert": str(alert.kind), "alert_id": alert.id})
-        if silenced and not any(s.account in ("*", account) and at < s.until for s in self.silences):
+        if silenced and not any(silence.holds(account, at) for silence in self.silences):
             make = partial(Alert, provider=self.provider.name, account=account, observed_at=evaluation.observed_at)
             caught, silenced = catch_up(evaluation.state._replace(silenced=silenced), evaluation.pools, make)
             loud += [caught] if caught else []
@@ -486,8 +487,7 @@ class Run:
 
 def pool_metrics(report: PoolReport) -> dict[str, tuple[MetricUnit, float]]:
     """The metrics of one pool: balance, share of the plan limit, burn, days left, the recent
-    burn against the window's. A top-up's
-    size is emitted where it is recorded, once."""
+    burn against the window's. A top-up's size is emitted where it is recorded, once."""
     balance, prediction = report.balance, report.forecast
     candidates = {
         "CreditsRemaining": (MetricUnit.Count, balance.remaining),

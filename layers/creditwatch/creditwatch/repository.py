@@ -161,7 +161,7 @@ class Repository:
     def silences(self) -> list[Silence]:
         """The provider's silences (`pk = "<provider>#"`, `sk = "SILENCE#..."`), one Query. An
         item that is not a valid silence silences nothing: it is logged and skipped."""
-        condition = Key("pk").eq(f"{self.provider}#") & Key("sk").begins_with("SILENCE#")
+        condition = Key("pk").eq(partition(self.provider, "")) & Key("sk").begins_with("SILENCE#")
         found = []
         for item in self.table.query(KeyConditionExpression=condition, ConsistentRead=True)["Items"]:
             try:
@@ -183,13 +183,13 @@ class Repository:
         """The account the last run over the set named `key` could not check first, if any.
         Unreadable is the same as none: the run starts at the beginning."""
         try:
-            item = self.table.get_item(Key={"pk": f"{self.provider}#", "sk": f"CURSOR#{key}"}).get("Item")
+            item = self.table.get_item(Key=self._provider_key(f"CURSOR#{key}")).get("Item")
         except (BotoCoreError, ClientError):
             return None
         return str(item["next"]) if item else None
 
     def save_cursor(self, key: str, account: str) -> None:
-        self.table.put_item(Item={"pk": f"{self.provider}#", "sk": f"CURSOR#{key}", "next": account})
+        self.table.put_item(Item={**self._provider_key(f"CURSOR#{key}"), "next": account})
 
     def save_state(
         self, account: str, expected: int, state: AccountState, outbox: Sequence[Pending], now: datetime
@@ -240,6 +240,10 @@ class Repository:
             except WRITE_ERRORS:
                 failed.add(account)
         return failed
+
+    def _provider_key(self, sk: str) -> dict[str, Any]:
+        """An item about the provider as a whole (a cursor, a silence): no account in its pk."""
+        return {"pk": partition(self.provider, ""), "sk": sk}
 
     def _key(self, account: str, sk: str) -> dict[str, Any]:
         return {"pk": partition(self.provider, account), "sk": sk, "provider": self.provider, "account": account}
@@ -302,9 +306,7 @@ class Repository:
 
     def _topup_item(self, record: TopUpRecord) -> dict[str, Any]:
         item = {
-            **self._key(
-                record.account, f"TOPUP#{record.pool}#{iso(record.topup.previous_at or parse_iso(record.observed_at))}"
-            ),
+            **self._key(record.account, f"TOPUP#{record.pool}#{iso(record.topup.previous_at)}"),
             "pool": record.pool,
             "previous": record.topup.previous,
             "balance": record.topup.remaining,
