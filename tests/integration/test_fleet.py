@@ -211,3 +211,14 @@ def test_the_sample_shard_event_checks_the_accounts_it_names(stack: Stack, simul
     (shard,) = result["shards"]
     assert (shard["accounts"], shard["unchecked"]) == (2, 0)
     assert set(snapshots(stack)) == {"acme", "globex"}
+
+
+def test_a_broken_secret_with_the_longest_name_alerts_with_a_valid_event(stack: Stack, simulator: ProviderSimulator):
+    """Secrets Manager allows 512-character names; the account named after a broken secret
+    must still make an event the schema accepts (the harness validates every event)."""
+    label = "x" * (512 - len(stack.secret_name("leadmagic")) - 1)
+    stack.put_secret("leadmagic", {"accounts": fleet(simulator, 1)})
+    stack.put_secret("leadmagic", "{broken", label=label)
+    stack.invoke("leadmagic", stack.environment("leadmagic", simulator.base_url))
+    (event,) = stack.events()
+    assert event["detail"]["account"] == f"{stack.secret_name('leadmagic')}/{label}"

@@ -173,9 +173,8 @@ def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
         "days_left": _number(prediction.days_left if prediction else None),
         "reason": alert.reason,
         "forecast_level": None if alert.folded_forecast is None else str(alert.folded_forecast),
-        "spike_ratio": _number(
-            alert.spike.ratio.quantize(Decimal("0.01")) if alert.spike and alert.spike.ratio else None
-        ),
+        # formatting rounds on its own, so no ratio can make rendering raise
+        "spike_ratio": f"{alert.spike.ratio:.2f}" if alert.spike and alert.spike.ratio else None,
         "observed_at": alert.observed_at,
         "top_up": provider.top_up,
     }
