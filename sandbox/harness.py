@@ -196,6 +196,7 @@ class Stack:
             KeySchema=properties["KeySchema"],
             AttributeDefinitions=properties["AttributeDefinitions"],
             BillingMode=properties["BillingMode"],
+            GlobalSecondaryIndexes=properties["GlobalSecondaryIndexes"],
         )
         ttl = properties["TimeToLiveSpecification"]
         self.dynamodb.meta.client.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)

@@ -8,7 +8,7 @@ import pytest
 from creditwatch import providers
 from creditwatch.domain import Balance, Checked, Rejected, Unavailable
 from creditwatch.http import _classify, fetch, new_session
-from creditwatch.providers import DefinitionError, RateLimit, parse_definition
+from creditwatch.providers import Cost, DefinitionError, RateLimit, parse_definition
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
 VALID = """
@@ -105,6 +105,14 @@ def test_an_expression_that_fails_on_a_body_is_an_unusable_response():
         ((RATE, "rate_limit: {per: key, per_day: true}\n" + RATE), "rate_limit.per_day"),
         ((RATE, "rate_limit: {per: key}\n" + RATE), "rate_limit"),
         ((RATE, "rate_limit: {per: key, per_hour: 5}\n" + RATE), "rate_limit"),
+        ((RATE, "costs: [1, 2]\n" + RATE), "costs"),
+        ((RATE, "costs: {Phone: 1}\n" + RATE), "costs.Phone"),
+        ((RATE, "costs: {phone: -1}\n" + RATE), "costs.phone"),
+        ((RATE, "costs: {phone: '10'}\n" + RATE), "costs.phone"),
+        ((RATE, "costs: {phone: [20, 10]}\n" + RATE), "costs.phone"),
+        ((RATE, "costs: {phone: [1, 2, 3]}\n" + RATE), "costs.phone"),
+        ((RATE, "costs: {phone: .nan}\n" + RATE), "costs.phone"),
+        ((RATE, "costs: {phone: true}\n" + RATE), "costs.phone"),
     ],
 )
 def test_an_invalid_definition_names_the_file_and_the_field(change, field):
@@ -119,6 +127,20 @@ def test_a_rate_limit_spaces_one_key_or_the_whole_provider():
     shared = acme(VALID.replace(RATE, "rate_limit: {per: provider, per_second: 4, per_minute: 60}\n" + RATE))
     assert (shared.key_interval, shared.provider_interval) == (0.25, 1.0)  # 60 a minute is the tighter
     assert (acme().key_interval, acme().provider_interval) == (0.0, 0.0)
+
+
+def test_costs_are_exact_credits_per_record_or_a_documented_range():
+    provider = acme(VALID.replace(RATE, "costs: {verify: 0.04, phone: [10, 20], free: 0}\n" + RATE))
+    assert provider.costs == {
+        "verify": Cost(Decimal("0.04"), Decimal("0.04")),
+        "phone": Cost(Decimal(10), Decimal(20)),
+        "free": Cost(Decimal(0), Decimal(0)),
+    }
+    assert (str(provider.costs["phone"]), str(provider.costs["verify"])) == ("10-20", "0.04")
+    assert acme().costs == {}
+    # The seeds document costs for Clodura and Cleanlist.
+    assert providers.load("cleanlist").costs["full"] == Cost(Decimal(11), Decimal(11))
+    assert providers.load("clodura").costs["reveal_phone"] == Cost(Decimal(10), Decimal(20))
 
 
 def test_not_yaml_and_not_a_mapping_are_named_too():

@@ -88,3 +88,12 @@ def test_segments_that_consumed_nothing_do_not_dilute_the_rate():
     )
     prediction = forecast(PoolWindow(points), Decimal(5000))
     assert prediction.burn_per_day == Decimal(1000)
+
+
+def test_the_last_top_up_is_remembered_after_its_point_leaves_the_window():
+    window, _ = history(100, 90, 500, 450)
+    assert window.last_topup_at == START + timedelta(hours=2)
+    later, _ = advance(window, Decimal(400), None, START + timedelta(days=5), SPAN)
+    assert [point.remaining for point in later.points] == [Decimal(400)]  # the top-up's point is gone
+    assert later.last_topup_at == START + timedelta(hours=2)
+    assert history(100, 90)[0].last_topup_at is None

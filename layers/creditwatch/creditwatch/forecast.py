@@ -29,6 +29,7 @@ class PoolWindow(NamedTuple):
     points: tuple[Point, ...] = ()
     full_tank: Decimal | None = None  # the largest balance seen since the last top-up
     topped_up_at: str | None = None  # the provider's own last top-up time, where it reports one
+    last_topup_at: datetime | None = None  # when a top-up was last seen (kept after its point leaves)
 
 
 class TopUp(NamedTuple):
@@ -76,7 +77,8 @@ def advance(
     fresh = topup is not None or window.full_tank is None
     full_tank = remaining if fresh else max(window.full_tank or remaining, remaining)
     points = (*kept, Point(now, remaining, segment))
-    return PoolWindow(points, full_tank, topped_up_at or window.topped_up_at), topup
+    last_topup_at = now if topup is not None else window.last_topup_at
+    return PoolWindow(points, full_tank, topped_up_at or window.topped_up_at, last_topup_at), topup
 
 
 class Spike(NamedTuple):

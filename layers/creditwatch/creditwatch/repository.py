@@ -15,6 +15,8 @@ Keys (one table):
                                         where the next run over a set of accounts (a fleet,
                                         or a shard of one) starts: the first it could not check
 
+The sparse index `Accounts` (partition `fleet`, sort `account`) holds the STATE items only: the
+accounts of each provider, for `creditwatch status`, without a Scan.
 A pool's history over a window is one Query: sk BETWEEN "SNAP#<pool>#<from>" AND "SNAP#<pool>#<to>".
 A run costs one GetItem (its cursor), one BatchGetItem per 50 accounts, one BatchWriteItem per
 25 items written, conditional PutItems only for accounts whose alert state changed or whose
@@ -253,6 +255,7 @@ class Repository:
     ) -> dict[str, Any]:
         return {
             **self._key(account, STATE),
+            "fleet": self.provider,  # the Accounts index's key: only STATE items carry it
             "version": version,
             "check": str(state.check),
             "check_alerted_at": state.check_alerted_at,
@@ -282,6 +285,7 @@ class Repository:
                     "points": [[iso(p.at), p.remaining, p.segment] for p in window.points],
                     "full_tank": window.full_tank,
                     "topped_up_at": window.topped_up_at,
+                    "last_topup_at": iso(window.last_topup_at) if window.last_topup_at else None,
                 }
                 for name, window in pools.items()
             },
@@ -372,6 +376,7 @@ def _windows(item: dict[str, Any] | None) -> dict[str, PoolWindow]:
             ),
             full_tank=pool.get("full_tank"),
             topped_up_at=pool.get("topped_up_at"),
+            last_topup_at=parse_iso(pool["last_topup_at"]) if pool.get("last_topup_at") else None,
         )
         for name, pool in item.get("pools", {}).items()
     }

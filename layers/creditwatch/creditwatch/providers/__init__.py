@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, DecimalException
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import jmespath
@@ -49,7 +50,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a header or query parameter name
 PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
 BASE_URL = re.compile(r"https://[a-z0-9.-]{1,200}(?::[0-9]{1,5})?")
 TEXT = re.compile(r"[ -~]{1,200}")  # printable ASCII, as alert subjects need
-KEYS = {"name", "title", "docs", "request", "pools", "rejected_when", "topped_up_at", "rate_limit", "example"}
+KEYS = {"name", "title", "docs", "request", "pools", "rejected_when", "topped_up_at", "rate_limit", "costs", "example"}
 RATE_KEYS = {"per", "per_second", "per_minute", "per_day"}
 REQUEST_KEYS = {"base_url", "path", "method", "auth"}
 POOL_FIELDS = ("remaining", "limit", "used")
@@ -115,6 +116,16 @@ class RateLimit(NamedTuple):
         return max(1 / (self.per_second or 1e9), 60 / (self.per_minute or 1e9))
 
 
+class Cost(NamedTuple):
+    """The credits one record of an operation costs: a documented range, or one figure."""
+
+    least: Decimal
+    most: Decimal
+
+    def __str__(self) -> str:
+        return f"{self.most}" if self.least == self.most else f"{self.least}-{self.most}"
+
+
 class Provider(NamedTuple):
     name: str
     title: str
@@ -126,6 +137,7 @@ class Provider(NamedTuple):
     rejected_when: Expression | None = None
     topped_up_at: Expression | None = None
     rate_limit: RateLimit | None = None
+    costs: Mapping[str, Cost] = MappingProxyType({})  # credits per record of each documented operation
     example: Mapping[str, Any] | None = None  # a documented answer, for the simulator and tests
 
     @property
@@ -170,6 +182,14 @@ class Provider(NamedTuple):
         if not balances:
             raise UnusableResponse("none of the definition's pools is in the body")
         return tuple(balances)
+
+
+def _cost_figure(value: object) -> Decimal | None:
+    """A definition's cost figure (YAML gives an int or a float) as Decimal, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    amount = Decimal(str(value))
+    return amount if amount.is_finite() and 0 <= amount <= 1_000_000 else None
 
 
 def storable(number: Decimal) -> bool:
@@ -305,6 +325,18 @@ def definition(file: str, document: object) -> Provider:
         if not counts:
             raise fail("rate_limit", "needs per_second, per_minute or per_day")
         rate_limit = RateLimit(limits["per"], **counts)
+    costs_doc = doc.get("costs", {})
+    if not isinstance(costs_doc, dict):
+        raise fail("costs", "must map operation names to credits per record")
+    costs = {}
+    for operation, figure in costs_doc.items():
+        where = f"costs.{str(operation)[:40]}"
+        string(operation, where, POOL)
+        figures = figure if isinstance(figure, list) else [figure]
+        amounts = [amount for amount in map(_cost_figure, figures) if amount is not None]
+        if len(amounts) != len(figures) or len(amounts) not in (1, 2) or amounts[0] > amounts[-1]:
+            raise fail(where, "credits per record: a number from 0 to 1000000, or [least, most]")
+        costs[operation] = Cost(amounts[0], amounts[-1])
     example = doc.get("example")
     if example is not None and not isinstance(example, dict):
         raise fail("example", "must be a mapping: a documented answer")
@@ -319,12 +351,14 @@ def definition(file: str, document: object) -> Provider:
         rejected_when=expression(doc["rejected_when"], "rejected_when") if "rejected_when" in doc else None,
         topped_up_at=expression(doc["topped_up_at"], "topped_up_at") if "topped_up_at" in doc else None,
         rate_limit=rate_limit,
+        costs=MappingProxyType(costs),
         example=example,
     )
 
 
 __all__ = [
     "Body",
+    "Cost",
     "DefinitionError",
     "Header",
     "Provider",
