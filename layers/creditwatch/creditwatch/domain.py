@@ -265,6 +265,16 @@ def forecast_level(prediction: Forecast, policy: Policy) -> Level:
     return Level.OK
 
 
+def failure_reason(outcome: Rejected | Unavailable | Misconfigured) -> str:
+    """Why a check failed, in words for people: alert texts and the command's output."""
+    if isinstance(outcome, Rejected):
+        said = f"HTTP {outcome.status}" if outcome.status != 200 else "the answer says the key is invalid"
+        return f"the API key was rejected ({said})"
+    if isinstance(outcome, Misconfigured):
+        return f"its entry in the secret is invalid: {outcome.problem}"
+    return outcome.reason
+
+
 def exhausted_balances(previous: AccountState) -> tuple[Balance, ...]:
     """A 402 empties every pool we know of for the account (or the single default pool)."""
     pools = sorted(previous.pools) or [DEFAULT_POOL]
@@ -317,14 +327,12 @@ def evaluate(
         return Evaluation(state, observed_at, advanced, tuple(alerts), tuple(reports))
 
     failures = previous.failures + 1
-    if isinstance(outcome, Rejected):
-        said = f"HTTP {outcome.status}" if outcome.status != 200 else "the answer says the key is invalid"
-        level, reason = Level.CRITICAL, f"the API key was rejected ({said})"
-    elif isinstance(outcome, Misconfigured):
-        level, reason = Level.CRITICAL, f"its entry in the secret is invalid: {outcome.problem}"
+    reason = failure_reason(outcome)
+    if isinstance(outcome, Rejected | Misconfigured):
+        level = Level.CRITICAL
     else:
         level = Level.WARNING if failures >= policy.failures_before_alert else Level.OK
-        reason = f"{outcome.reason} ({failures} failed check(s) in a row)"
+        reason = f"{reason} ({failures} failed check(s) in a row)"
     # A transient failure proves nothing about an earlier one, so it never lowers the level.
     level = max(level, previous.check)
     kind, reminder, alerted_at = follow_up(

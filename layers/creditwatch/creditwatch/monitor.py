@@ -282,22 +282,13 @@ class Run:
         logger.error(text, extra=extra)
         self.problems.append(text)
 
-    def _fetch(self, account: Account) -> Outcome:
-        if account.problem:
-            return Misconfigured(account.problem)
-        try:
-            return fetch(self.session, self.provider, self.settings.base_url or self.provider.base_url, account.api_key)
-        except Exception as error:  # noqa: BLE001 (an adapter's bug is a failed check, alerted as one)
-            logger.exception("adapter failed", extra={"account": account.name, "error": type(error).__name__})
-            return Unavailable(f"the {self.provider.title} adapter failed ({type(error).__name__})")
-
     def _fetch_in_time(self, account: Account) -> Outcome | None:
         """On a worker thread: the account's check, or None when the run has no time left for it."""
         start = self.pacer.slot() if self.pacer else time.monotonic()
         if start + REQUEST_BUDGET > self.deadline:
             return None
         time.sleep(max(0.0, start - time.monotonic()))
-        return self._fetch(account)
+        return check_account(self.session, self.provider, self.settings.base_url or self.provider.base_url, account)
 
     def _judge(self, account: Account, stored: Stored, outcome: Outcome) -> Evaluation:
         policy = self.settings.policy(account.thresholds)
@@ -483,6 +474,20 @@ class Run:
             logger.exception("outbox not updated; its alerts wait for their lease", extra={"account": account})
             self.problems.append(f"outbox of {account} not updated")
             return None
+
+
+def check_account(
+    session: urllib3.PoolManager, provider: providers.Provider, base_url: str, account: Account
+) -> Outcome:
+    """One account's check: its entry's problem, or the provider's answer; an adapter's bug is
+    a failed check like any other."""
+    if account.problem:
+        return Misconfigured(account.problem)
+    try:
+        return fetch(session, provider, base_url, account.api_key)
+    except Exception as error:  # noqa: BLE001 (an adapter's bug is a failed check, alerted as one)
+        logger.exception("adapter failed", extra={"account": account.name, "error": type(error).__name__})
+        return Unavailable(f"the {provider.title} adapter failed ({type(error).__name__})")
 
 
 def pool_metrics(report: PoolReport) -> dict[str, tuple[MetricUnit, float]]:

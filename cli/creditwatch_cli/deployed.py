@@ -1,0 +1,171 @@
+"""The deployed stack: where its table is, and what the command reads from and writes to it.
+
+The stack's name and region come from flags, or from samconfig.toml as `sam deploy --guided`
+wrote it; the table is the stack's `BalancesTableName` output. Items are read and written in
+the functions' own data model (creditwatch.repository), never a copy of it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import boto3
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from creditwatch.domain import Silence, iso, parse_iso
+from creditwatch.repository import Repository, Stored, partition
+from creditwatch_cli.errors import UserError
+
+ACCOUNTS_INDEX = "Accounts"
+SILENCE_GRACE_DAYS = 7  # an ended silence stays listable this long, then expires by TTL
+
+
+class Deployment(NamedTuple):
+    stack: str | None
+    region: str
+    table: Any  # a boto3 DynamoDB Table
+    parameters: dict[str, str]  # the stack's parameters (empty when --table named the table)
+
+
+def settings(config_file: Path, config_env: str) -> dict[str, str]:
+    """stack_name, region and profile from samconfig.toml's global and deploy parameters, if any."""
+    if not config_file.is_file():
+        return {}
+    try:
+        document = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        raise UserError(f"{config_file.name}: not TOML") from None
+    environment = document.get(config_env, {})
+    found: dict[str, str] = {}
+    for section in ("global", "deploy"):
+        parameters = environment.get(section, {}).get("parameters", {})
+        found |= {key: str(parameters[key]) for key in ("stack_name", "region", "profile") if key in parameters}
+    return found
+
+
+def connect(
+    stack: str | None,
+    region: str | None,
+    table: str | None,
+    config_file: Path,
+    config_env: str,
+    profile: str | None = None,
+) -> Deployment:
+    """The deployed stack's table (or the table named by --table) in the chosen region."""
+    configured = settings(config_file, config_env)
+    stack = stack or configured.get("stack_name")
+    session = boto3.session.Session(
+        region_name=region or configured.get("region"), profile_name=profile or configured.get("profile")
+    )
+    if not session.region_name:
+        raise UserError("no AWS region: pass --region, set AWS_REGION, or deploy with `sam deploy --guided`")
+    if table:
+        return Deployment(stack, session.region_name, session.resource("dynamodb").Table(table), {})
+    if not stack:
+        raise UserError("no stack: pass --stack or --table, or run from the folder with samconfig.toml")
+    try:
+        (described,) = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ValidationError":
+            raise UserError(f"no stack named {stack!r} in {session.region_name}: check --stack and --region") from None
+        raise
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+    if "BalancesTableName" not in outputs:
+        raise UserError(f"stack {stack!r} has no BalancesTableName output: is it a creditwatch stack?")
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+    return Deployment(
+        stack, session.region_name, session.resource("dynamodb").Table(outputs["BalancesTableName"]), parameters
+    )
+
+
+def _query(table: Any, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of one Query, page by page."""
+    while True:
+        page = table.query(**request)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def accounts(table: Any, provider: str) -> list[str]:
+    """The provider's accounts: those with an alert state, from the sparse Accounts index."""
+    condition = Key("fleet").eq(provider)
+    return [item["account"] for item in _query(table, IndexName=ACCOUNTS_INDEX, KeyConditionExpression=condition)]
+
+
+def stored(table: Any, provider: str, names: list[str]) -> dict[str, Stored]:
+    """Each account's state and recent balances, in the functions' batched reads."""
+    found, unread = Repository(table, provider, retention_days=90).load(names)
+    if unread:
+        raise UserError(f"DynamoDB did not return the state of {len(unread)} {provider} account(s); try again")
+    return found
+
+
+def silences(table: Any, provider: str) -> list[Silence]:
+    return Repository(table, provider, retention_days=90).silences()
+
+
+class Snapshot(NamedTuple):
+    at: datetime
+    remaining: Decimal
+    limit: Decimal | None
+
+
+class TopUp(NamedTuple):
+    at: datetime
+    previous: Decimal
+    balance: Decimal
+    added: Decimal | None
+
+
+def series(table: Any, provider: str, account: str, pool: str, since: datetime, until: datetime) -> list[Snapshot]:
+    """One pool's balances between two times: one Query over its snapshots."""
+    low, high = (f"SNAP#{pool}#{iso(moment)}" for moment in (since, until))
+    condition = Key("pk").eq(partition(provider, account)) & Key("sk").between(low, high)
+    return [
+        Snapshot(parse_iso(item["observed_at"]), Decimal(item["remaining"]), item.get("limit"))
+        for item in _query(table, KeyConditionExpression=condition)
+    ]
+
+
+def topups(table: Any, provider: str, account: str, pool: str, since: datetime) -> list[TopUp]:
+    """One pool's recorded top-ups since a time: one Query."""
+    condition = Key("pk").eq(partition(provider, account)) & Key("sk").begins_with(f"TOPUP#{pool}#")
+    found = [
+        TopUp(parse_iso(item["observed_at"]), item["previous"], item["balance"], item.get("added"))
+        for item in _query(table, KeyConditionExpression=condition)
+    ]
+    return [topup for topup in found if topup.at >= since]
+
+
+def silence_key(provider: str, account: str, pool: str) -> dict[str, str]:
+    return {"pk": partition(provider, ""), "sk": f"SILENCE#{account}#{pool}"}
+
+
+def put_silence(table: Any, provider: str, silence: Silence) -> bool:
+    """Write a silence; True when it replaced one for the same account and pool."""
+    expires = parse_iso(silence.until).timestamp() + SILENCE_GRACE_DAYS * 86400
+    item = {
+        **silence_key(provider, silence.account, silence.pool),
+        **silence._asdict(),
+        "expires_at": int(expires),
+    }
+    previous = table.put_item(Item=item, ReturnValues="ALL_OLD").get("Attributes")
+    return previous is not None
+
+
+def delete_silence(table: Any, provider: str, account: str, pool: str) -> None:
+    """Remove a silence; UserError when there is none for that account and pool."""
+    try:
+        table.delete_item(Key=silence_key(provider, account, pool), ConditionExpression=Attr("pk").exists())
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise UserError(f"no silence for {provider} account {account!r}, pool {pool!r}") from None
+        raise
