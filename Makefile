@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY := 0
 
 .PHONY: test demo lint bench validate sam-validate build clean
 
-$(STAMP): requirements-dev.txt layers/creditwatch/requirements.txt
+$(STAMP): requirements-dev.txt layers/creditwatch/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -31,16 +31,16 @@ lint: $(STAMP) $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
-	PYTHONPATH=layers/creditwatch $(BIN)/python -m sandbox.expand .aws-sam/expanded-template.json
+	$(BIN)/python -m sandbox.expand .aws-sam/expanded-template.json
 	$(CHECKOV_VENV)/bin/checkov --file .aws-sam/expanded-template.json --framework cloudformation --skip-download --compact --quiet
 
 ## demo: run the real handlers against moto and the provider simulator; no AWS account needed
 demo: $(STAMP)
-	PYTHONPATH=layers/creditwatch $(BIN)/python -m sandbox.demo
+	$(BIN)/creditwatch demo
 
 ## bench: fleets of 1 to 5000 accounts, cold import, domain and redaction speed (`make build` first for the import)
 bench: $(STAMP)
-	PYTHONPATH=layers/creditwatch $(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run
 
 ## sam-validate: `sam validate --lint` with SAM CLI in a venv of its own (it pins boto3 and click)
 sam-validate:

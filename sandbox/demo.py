@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +23,8 @@ from creditwatch.repository import Repository
 from sandbox.harness import FAKE_AWS_ENV, PROVIDERS, Stack
 from sandbox.simulator import ProviderSimulator, Reply, balance, prospect
 
+CLADO_TOPPED_UP_AT = "2026-11-01T09:00:00Z"  # what the simulated Clado reports as its last top-up
+
 # provider -> [(account, key, reply, per-account thresholds)]
 ACCOUNTS: dict[str, list[tuple[str, str, Reply, dict[str, str]]]] = {
     "clodura": [
@@ -35,7 +37,7 @@ ACCOUNTS: dict[str, list[tuple[str, str, Reply, dict[str, str]]]] = {
         ),
     ],
     "clado": [
-        ("enrichment", "demo-clado-enrich-0003", balance("clado", 640, last_topup_at="2026-11-01T09:00:00Z"), {}),
+        ("enrichment", "demo-clado-enrich-0003", balance("clado", 640, last_topup_at=CLADO_TOPPED_UP_AT), {}),
         (
             "outbound",
             "demo-clado-revoked-0004",
@@ -63,10 +65,12 @@ ACCOUNTS: dict[str, list[tuple[str, str, Reply, dict[str, str]]]] = {
 # provider, account -> (balance now, credits burned per day, days of history), seeded as past runs
 HISTORY = {
     ("leadmagic", "main"): (Decimal("15432.50"), 2400, 3),
-    ("clado", "enrichment"): (Decimal(640), 200, 3),
+    ("clado", "enrichment"): (Decimal(640), 200, 10),
     ("cleanlist", "ops"): (Decimal("1234.5"), 150, 3),
     ("clodura", "growth"): (Decimal(48000), 0, 2),
 }
+# provider, account -> (days ago, credits added): a top-up in the seeded history
+TOPUPS = {("clado", "enrichment"): (4, Decimal(1000))}
 
 
 def accounts() -> dict[str, list[tuple[str, str, Reply, dict[str, str]]]]:
@@ -81,8 +85,13 @@ def accounts() -> dict[str, list[tuple[str, str, Reply, dict[str, str]]]]:
 def seed(stack: Stack, simulator: ProviderSimulator) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     for (provider, account), (current, per_day, days) in HISTORY.items():
-        hourly = [(now - timedelta(hours=h), current + Decimal(per_day) * h / 24) for h in range(days * 24, 0, -1)]
-        stack.seed_history(provider, account, hourly)
+        topup_days, added = TOPUPS.get((provider, account), (0, Decimal(0)))
+        hourly = [
+            (now - timedelta(hours=h), current + Decimal(per_day) * h / 24 - (added if h > topup_days * 24 else 0))
+            for h in range(days * 24, 0, -1)
+        ]
+        reported = CLADO_TOPPED_UP_AT if provider == "clado" else None
+        stack.seed_history(provider, account, hourly, topped_up_at=reported)
     for provider, entries in accounts().items():
         for _name, key, reply, _ in entries:
             simulator.script(provider, key, reply)
@@ -155,7 +164,8 @@ def print_table(header: list[str], body: list[list[str]]) -> None:
 EVENT_COLUMNS = ("provider", "account", "pool", "level", "remaining", "alert_id")
 
 
-def main() -> None:
+def main(then: Callable[[Stack], None] | None = None) -> None:
+    """The demo; `then` runs in the same moto account afterwards (creditwatch demo --plot)."""
     os.environ.update(FAKE_AWS_ENV)
     with mock_aws(), ProviderSimulator() as simulator:
         with captured():
@@ -195,6 +205,9 @@ def main() -> None:
         )
         print(f"Each run wrote {written} JSON log and EMF metric lines to stdout (CloudWatch Logs, when deployed).")
         print("leadmagic/eu is failing transiently: a check_failed warning goes out after 3 failed runs in a row.\n")
+        if then is not None:
+            with captured():  # its AWS calls log like the functions'; what it says goes to stderr
+                then(stack)
 
 
 if __name__ == "__main__":

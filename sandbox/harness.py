@@ -26,7 +26,7 @@ from creditwatch import monitor, providers, secret_store
 from creditwatch.domain import DEFAULT_POOL, Balance, iso
 from creditwatch.forecast import PoolWindow, advance
 from creditwatch.observability import metrics
-from creditwatch.repository import Repository, Snapshot
+from creditwatch.repository import Repository, Snapshot, TopUpRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = tuple(providers.names())
@@ -288,14 +288,22 @@ class Stack:
             os.environ.update(saved)
 
     def seed_history(
-        self, provider: str, account: str, balances: list[tuple[datetime, Decimal]], pool: str = DEFAULT_POOL
+        self,
+        provider: str,
+        account: str,
+        balances: list[tuple[datetime, Decimal]],
+        pool: str = DEFAULT_POOL,
+        topped_up_at: str | None = None,
     ) -> None:
-        """Store past balances as earlier runs would have: snapshots plus the recent window."""
+        """Store past balances as earlier runs would have: snapshots, top-ups and the recent
+        window (`topped_up_at`: what the provider reported as its last top-up meanwhile)."""
         window = PoolWindow()
-        for at, remaining in balances:
-            window, _ = advance(window, remaining, None, at, timedelta(hours=72))
-        snapshots = [Snapshot(account, Balance(pool, remaining), iso(at)) for at, remaining in balances]
         repository = Repository(self.table, provider, retention_days=90)
+        for at, remaining in balances:
+            window, topup = advance(window, remaining, topped_up_at, at, timedelta(hours=72))
+            if topup is not None and topup.added is not None:
+                repository.save_topup(TopUpRecord(account, pool, topup, iso(at)))
+        snapshots = [Snapshot(account, Balance(pool, remaining), iso(at)) for at, remaining in balances]
         repository.save_run(snapshots, {account: {pool: window}}, balances[-1][0])
 
     def alerts(self) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from creditwatch.config import ACCOUNT_NAME, ConfigError, parse_thresholds
 from creditwatch.domain import Level, Silence, Thresholds, iso
 from creditwatch.forecast import forecast
 from creditwatch.notifier import credits
-from creditwatch.observability import logger
+from creditwatch.observability import LIBRARY_LOGGERS, logger
 from creditwatch.providers import POOL
 from creditwatch.redaction import clean
 from creditwatch_cli import EXIT_UNUSABLE, checks, deployed, output, when
@@ -105,11 +105,17 @@ class Command(click.Group):
 @click.group(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Log to stderr and show tracebacks (keys stay redacted).")
 @click.version_option(package_name="creditwatch")
-def cli(debug: bool) -> None:
+@click.pass_context
+def cli(context: click.Context, debug: bool) -> None:
     """creditwatch: credit balances of B2B data APIs, from a terminal, a cron job or a CI step."""
     Command.debug = debug
+    if context.invoked_subcommand == "demo":  # the demo's functions log as deployed ones do
+        return
+    # The functions' JSON logs (theirs and botocore's, which share its handler) go to stderr,
+    # and only with --debug: a terminal gets sentences, and stdout stays the output.
     logger.registered_handler.setStream(sys.stderr)  # type: ignore[attr-defined]
-    logger.setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    for name in (logger.name, *LIBRARY_LOGGERS):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
 
 
 # Options shared by several subcommands.
@@ -552,7 +558,7 @@ def _lines(parameters: dict[str, str], warning: str | None, critical: str | None
     for label, threshold in (("warning", chosen.warning), ("critical", chosen.critical)):
         line = threshold.credits(Decimal(capacity) if capacity is not None else None)
         if line is not None:
-            lines[f"{label} {threshold}"] = line
+            lines[f"{label} {threshold}" if threshold.percent else label] = line
     return lines
 
 
@@ -664,14 +670,32 @@ def silence_remove(name: str, account: str, pool: str, where: dict[str, Any]) ->
 
 
 @cli.command()
-def demo() -> int:
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw one demo account's history (clado/enrichment) to this PNG file.",
+)
+def demo(plot: Path | None) -> int:
     """The real handlers of every provider against moto and the local simulator: no AWS account,
     no internet. Runs from a checkout of the repository (it is what `make demo` runs)."""
     try:
         from sandbox import demo as sandbox_demo
+        from sandbox.harness import REGION, Stack
     except ModuleNotFoundError as error:
         raise UserError(
             f"the demo needs {error.name}: run it from a checkout with `make demo`, or pip install 'creditwatch[demo]'"
         ) from None
-    sandbox_demo.main()
+
+    def draw(stack: Stack) -> None:
+        where = dict.fromkeys(("stack", "profile"), None) | {
+            "table": stack.table.name,
+            "region": REGION,
+            "config_file": Path("samconfig.toml"),
+            "config_env": "default",
+        }
+        history.callback(  # type: ignore[misc]
+            "clado", "enrichment", None, 30, plot, False, None, None, **where
+        )
+
+    sandbox_demo.main(draw if plot else None)
     return checks.EXIT_OK

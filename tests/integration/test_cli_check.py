@@ -5,10 +5,9 @@ import json
 import socket
 
 import pytest
-from click.testing import CliRunner
 
-from creditwatch_cli.app import cli
 from sandbox.simulator import Reply, balance, prospect
+from tests.command import run
 
 KEYS = {
     "clodura": "clodura-key-0000-aaaa",
@@ -16,13 +15,6 @@ KEYS = {
     "leadmagic": "leadmagic-key-2222-cccc",
     "clado": "clado-key-3333-dddd",
 }
-
-
-def run(*args, env=None):
-    """The command in-process, as the console script runs it: stdout and stderr apart."""
-    result = CliRunner().invoke(cli, list(args), env=env or {}, prog_name="creditwatch", catch_exceptions=False)
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result
 
 
 def keyed(simulator, **providers):

@@ -195,6 +195,14 @@ def test_exactly_one_table_with_literal_keys_pitr_sse_and_ttl():
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    # One index, sparse on the attribute only STATE items carry: the command lists accounts with
+    # it, never with a Scan, and no snapshot write pays for a copy.
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index == {
+        "IndexName": "Accounts",
+        "KeySchema": [{"AttributeName": "fleet", "KeyType": "HASH"}, {"AttributeName": "account", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
 
 
 def test_topic_is_kms_encrypted_and_sms_gets_critical_only():
