@@ -422,7 +422,11 @@ def _status_rows(
     provider_name: str, account: str, stored: Any, silences: list[Silence], now: datetime
 ) -> list[dict[str, Any]]:
     state, at = stored.state, iso(now)
-    account_alerts = [f"check_failed {state.check} ({state.failures} in a row)"] if state.check > Level.OK else []
+    account_alerts: list[str] = []
+    if state.check > Level.OK:
+        account_alerts.append(f"check_failed {state.check} ({state.failures} in a row)")
+    elif state.failures:  # failing, not alerted yet (FailuresBeforeAlert)
+        account_alerts.append(f"check failing ({state.failures} in a row)")
     if stored.outbox:
         account_alerts.append(f"{len(stored.outbox)} unsent")
     rows = []
@@ -442,19 +446,21 @@ def _status_rows(
                 if level > Level.OK:
                     alerts.append(f"{kind} {level}")
         covering = [s for s in silences if s.holds(account, at) and (pool is None or s.pool in ("*", pool))]
+        if pool_state is not None:
+            level = str(pool_state.level)
+        else:  # no balance yet: what the checks say
+            level = "failed" if state.check > Level.OK else "failing" if state.failures else "-"
+        burn = prediction.burn_per_day if prediction else None
+        days_left = prediction.days_left if prediction else None
         rows.append(
             {
                 "provider": provider_name,
                 "account": account,
                 "pool": pool,
                 "remaining": None if latest is None else str(latest.remaining),
-                "level": "failed"
-                if state.check > Level.OK and latest is None
-                else str(pool_state.level if pool_state else Level.OK),
-                "burn_per_day": None
-                if prediction is None or prediction.burn_per_day is None
-                else str(prediction.burn_per_day),
-                "days_left": None if prediction is None or prediction.days_left is None else str(prediction.days_left),
+                "level": level,
+                "burn_per_day": None if burn is None else str(burn),
+                "days_left": None if days_left is None else str(days_left),
                 "last_topup_at": iso(window.last_topup_at) if window and window.last_topup_at else None,
                 "checked_at": iso(latest.at) if latest else None,
                 "alerts": alerts,

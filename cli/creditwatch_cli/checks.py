@@ -155,8 +155,8 @@ def preflight(result: Result, need: Decimal, what: str, pool: str | None) -> Ver
     left = balance.remaining - need
     if left >= reserve:
         sentence = (
-            f"ok: {have}; {what} leaves {credits(left)}, at or above the critical threshold of {credits(reserve)}"
-            f"{caveat}."
+            f"ok: {have}; {what}, which leaves {credits(left)}, at or above the critical threshold of"
+            f" {credits(reserve)}{caveat}."
         )
         return Verdict(True, sentence, balance, need, reserve)
     short = need + reserve - balance.remaining

@@ -229,6 +229,27 @@ def test_layer_is_built_with_bytecode_for_the_target_runtime():
     assert "requests" not in requirements
 
 
+def test_the_command_and_its_dependencies_stay_out_of_the_layer():
+    """The layer ships its requirements and the creditwatch package, nothing of the command."""
+    import tomllib
+
+    requirements = (ROOT / "layers/creditwatch/requirements.txt").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = {
+        re.split(r"[\[<>=]", requirement)[0].lower()
+        for requirements_of_extra in project["optional-dependencies"].values()
+        for requirement in requirements_of_extra
+    }
+    assert extras >= {"click", "rich", "matplotlib", "moto"}
+    layer = {line.split("==")[0].lower() for line in requirements.splitlines() if "==" in line}
+    assert layer == {"aws-lambda-powertools", "urllib3", "pyyaml"}
+    assert not extras & layer
+    makefile = (ROOT / "layers/creditwatch/Makefile").read_text()
+    assert "cp -R creditwatch " in makefile  # the only code copied: the command is in cli/, beside it
+    assert not (ROOT / "layers/creditwatch/creditwatch_cli").exists()
+    assert project["scripts"] == {"creditwatch": "creditwatch_cli:main"}
+
+
 def test_samconfig_has_working_defaults():
     text = (ROOT / "samconfig.toml").read_text()
     assert 'stack_name = "creditwatch"' in text
