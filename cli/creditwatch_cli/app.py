@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import click
@@ -29,7 +29,7 @@ from botocore.exceptions import (
 )
 
 from creditwatch import providers
-from creditwatch.config import ACCOUNT_NAME, ConfigError, parse_thresholds
+from creditwatch.config import ACCOUNT_NAME, Account, ConfigError, parse_thresholds
 from creditwatch.domain import Level, Silence, Thresholds, iso
 from creditwatch.forecast import forecast
 from creditwatch.notifier import credits
@@ -124,38 +124,88 @@ def _aws(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--region", help="AWS region (default: samconfig.toml's, else AWS_REGION).")(function)
 
 
-def _stack(function: Callable[..., Any]) -> Callable[..., Any]:
-    function = _aws(function)
-    function = click.option(
-        "--config-env", default="default", show_default=True, help="The samconfig.toml environment."
-    )(function)
-    function = click.option(
-        "--config-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default="samconfig.toml",
-        show_default=True,
-        help="Where `sam deploy --guided` saved the stack name and region.",
-    )(function)
-    function = click.option("--table", help="The table's name, instead of finding it through the stack.")(function)
-    return click.option("--stack", help="The stack's name (default: samconfig.toml's stack_name).")(function)
+class Where(NamedTuple):
+    """Which deployed stack, or table, the command reads (the stack options)."""
+
+    stack: str | None
+    table: str | None
+    region: str | None
+    profile: str | None
+    config_file: Path = Path("samconfig.toml")
+    config_env: str = "default"
+
+    def connect(self) -> deployed.Deployment:
+        return deployed.connect(self.stack, self.region, self.table, self.config_file, self.config_env, self.profile)
 
 
-def _keys(function: Callable[..., Any]) -> Callable[..., Any]:
-    function = _aws(function)
-    function = click.option(
-        "--secret-id", help="Read the keys from a deployed secret (and its fleet, <secret>/<label>)."
-    )(function)
-    function = click.option(
-        "--keys-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="A JSON file of provider name to what its secret holds.",
-    )(function)
-    function = click.option(
-        "--critical", envvar="CRITICAL_THRESHOLD", default="100", show_default=True, help="Credits or a percentage."
-    )(function)
-    return click.option(
-        "--warning", envvar="WARNING_THRESHOLD", default="1000", show_default=True, help="Credits or a percentage."
-    )(function)
+def _where(command: Callable[..., int]) -> Callable[..., int]:
+    """The stack options, handed to the command as one `where`."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        return command(*args, where=Where(*(kwargs.pop(name) for name in Where._fields)), **kwargs)
+
+    options = [
+        click.option("--stack", help="The stack's name (default: samconfig.toml's stack_name)."),
+        click.option("--table", help="The table's name, instead of finding it through the stack."),
+        click.option(
+            "--config-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default="samconfig.toml",
+            show_default=True,
+            help="Where `sam deploy --guided` saved the stack name and region.",
+        ),
+        click.option("--config-env", default="default", show_default=True, help="The samconfig.toml environment."),
+    ]
+    return _options(_aws(wrapper), options)
+
+
+def _options(function: Callable[..., Any], options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    """`options` applied in the order listed (in --help too)."""
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+class Keys(NamedTuple):
+    """Where the keys come from, and the thresholds to judge them by (the key options)."""
+
+    warning: str
+    critical: str
+    keys_file: Path | None
+    secret_id: str | None
+    region: str | None
+    profile: str | None
+
+    def gather(self, names: tuple[str, ...]) -> dict[str, list[Account]]:
+        if self.secret_id:  # the secret store reads through the default boto3 session
+            boto3.setup_default_session(region_name=self.region, profile_name=self.profile)
+        return gather(names, thresholds(self.warning, self.critical), _env(), self.keys_file, self.secret_id)
+
+
+def _keys(command: Callable[..., int]) -> Callable[..., int]:
+    """The key options, handed to the command as one `keys`."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> int:
+        keys = Keys(*(kwargs.pop(name) for name in Keys._fields))
+        return command(*args, keys=keys, **kwargs)
+
+    options = [
+        click.option(
+            "--warning", envvar="WARNING_THRESHOLD", default="1000", show_default=True, help="Credits or a percentage."
+        ),
+        click.option(
+            "--critical", envvar="CRITICAL_THRESHOLD", default="100", show_default=True, help="Credits or a percentage."
+        ),
+        click.option(
+            "--keys-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="A JSON file of provider name to what its secret holds.",
+        ),
+        click.option("--secret-id", help="Read the keys from a deployed secret (and its fleet, <secret>/<label>)."),
+    ]
+    return _options(_aws(wrapper), options)
 
 
 def thresholds(warning: str, critical: str) -> Thresholds:
@@ -163,11 +213,6 @@ def thresholds(warning: str, critical: str) -> Thresholds:
         return parse_thresholds(dict(zip(THRESHOLD_OPTIONS, (warning, critical), strict=True)), THRESHOLD_OPTIONS)
     except ConfigError as error:
         raise UserError(str(error)) from None
-
-
-def session(region: str | None, profile: str | None) -> None:
-    """Where --secret-id is read from: the default boto3 session, which the secret store uses."""
-    boto3.setup_default_session(region_name=region, profile_name=profile)
 
 
 @contextmanager
@@ -182,29 +227,6 @@ def reading(deployment: deployed.Deployment) -> Iterator[None]:
         raise
 
 
-def _connect(options: dict[str, Any]) -> deployed.Deployment:
-    return deployed.connect(
-        options["stack"],
-        options["region"],
-        options["table"],
-        options["config_file"],
-        options["config_env"],
-        options["profile"],
-    )
-
-
-def _stack_options(command: Callable[..., int]) -> Callable[..., int]:
-    """Collects the stack options into one `where` dict for the command."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> int:
-        names = ("stack", "table", "region", "profile", "config_file", "config_env")
-        where = {name: kwargs.pop(name) for name in names}
-        return command(*args, where=where, **kwargs)
-
-    return _stack(wrapper)
-
-
 def _env() -> dict[str, str]:
     return dict(os.environ)
 
@@ -216,21 +238,10 @@ def _env() -> dict[str, str]:
 @click.argument("names", metavar="[PROVIDER]...", nargs=-1)
 @_keys
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per pool; numbers as exact decimal text.")
-def check(
-    names: tuple[str, ...],
-    warning: str,
-    critical: str,
-    keys_file: Path | None,
-    secret_id: str | None,
-    region: str | None,
-    profile: str | None,
-    as_json: bool,
-) -> int:
+def check(names: tuple[str, ...], keys: Keys, as_json: bool) -> int:
     """Check balances now. Exit status: 0 all ok, 1 some warning, 2 some critical, 3 a check
     failed (4: the command could not run)."""
-    if secret_id:
-        session(region, profile)
-    fleet = gather(names, thresholds(warning, critical), _env(), keys_file, secret_id)
+    fleet = keys.gather(names)
     total = sum(map(len, fleet.values()))
     with output.progress(total, "checking") as step:
         results = checks.check(fleet, _env(), step)
@@ -271,12 +282,7 @@ def preflight(
     operation: str | None,
     account: str | None,
     pool: str | None,
-    warning: str,
-    critical: str,
-    keys_file: Path | None,
-    secret_id: str | None,
-    region: str | None,
-    profile: str | None,
+    keys: Keys,
     as_json: bool,
 ) -> int:
     """Will this batch fit? Exit status 0 when the balance covers it and the critical threshold,
@@ -291,9 +297,7 @@ def preflight(
         assert records is not None
         assert operation is not None
         amount, what = checks.planned(definition, records, operation)
-    if secret_id:
-        session(region, profile)
-    fleet = gather((definition.name,), thresholds(warning, critical), _env(), keys_file, secret_id)
+    fleet = keys.gather((definition.name,))
     chosen = _account(definition.name, fleet[definition.name], account)
     (result,) = checks.check({definition.name: [chosen]}, _env())
     try:
@@ -352,12 +356,12 @@ def _account(provider_name: str, accounts: list[Any], wanted: str | None) -> Any
 @cli.command()
 @click.argument("names", metavar="[PROVIDER]...", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per account and pool.")
-@_stack_options
-def status(names: tuple[str, ...], as_json: bool, where: dict[str, Any]) -> int:
+@_where
+def status(names: tuple[str, ...], as_json: bool, where: Where) -> int:
     """The deployed stack's view: per account and pool, the latest balance, level, burn rate,
     days until empty, last top-up, open alerts and active silences."""
     chosen = [provider(name).name for name in names] or providers.names()
-    deployment = _connect(where)
+    deployment = where.connect()
     now = datetime.now(UTC)
     rows = []
     with reading(deployment):
@@ -482,7 +486,7 @@ def _status_rows(
 @click.option("--csv", "as_csv", is_flag=True, help="The series as CSV.")
 @click.option("--warning", help="The threshold line to draw (default: the stack's WarningThreshold).")
 @click.option("--critical", help="The threshold line to draw (default: the stack's CriticalThreshold).")
-@_stack_options
+@_where
 def history(
     name: str,
     account: str | None,
@@ -492,11 +496,11 @@ def history(
     as_csv: bool,
     warning: str | None,
     critical: str | None,
-    where: dict[str, Any],
+    where: Where,
 ) -> int:
     """A pool's balances over the last --days, one DynamoDB Query per pool."""
     definition = provider(name)
-    deployment = _connect(where)
+    deployment = where.connect()
     now = datetime.now(UTC).replace(microsecond=0)
     since = now - timedelta(days=days)
     with reading(deployment):
@@ -584,7 +588,7 @@ def silence() -> None:
 @click.option("--reason", required=True, help="Why, for whoever sees the silence later.")
 @click.option("--who", help="Who set it (default: your AWS identity).")
 @click.option("--keys", is_flag=True, help="Silence rejected-key alerts too (by default they still go out).")
-@_stack_options
+@_where
 def silence_add(
     name: str,
     account: str,
@@ -593,7 +597,7 @@ def silence_add(
     reason: str,
     who: str | None,
     keys: bool,
-    where: dict[str, Any],
+    where: Where,
 ) -> int:
     """Silence a provider's alerts for an account and pool until a time."""
     definition = provider(name)
@@ -603,10 +607,10 @@ def silence_add(
         raise UserError(f"--reason: 1-{MAX_REASON} printable characters")
     now = datetime.now(UTC)
     ends = when.until(until_text, now, datetime.now().astimezone().tzinfo or UTC)
-    deployment = _connect(where)
+    deployment = where.connect()
     if who is None:
         arn = (
-            boto3.session.Session(profile_name=where["profile"], region_name=deployment.region)
+            boto3.session.Session(profile_name=where.profile, region_name=deployment.region)
             .client("sts")
             .get_caller_identity()["Arn"]
         )
@@ -633,11 +637,11 @@ def _check_target(account: str, pool: str) -> None:
 @silence.command("list")
 @click.argument("names", metavar="[PROVIDER]...", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Include silences that have ended.")
-@_stack_options
-def silence_list(names: tuple[str, ...], everything: bool, where: dict[str, Any]) -> int:
+@_where
+def silence_list(names: tuple[str, ...], everything: bool, where: Where) -> int:
     """The silences, active first."""
     chosen = [provider(name).name for name in names] or providers.names()
-    deployment = _connect(where)
+    deployment = where.connect()
     at = iso(datetime.now(UTC))
     rows = []
     with reading(deployment):
@@ -660,12 +664,12 @@ def silence_list(names: tuple[str, ...], everything: bool, where: dict[str, Any]
 @click.argument("name", metavar="PROVIDER")
 @click.option("--account", default="*", show_default=True, help="The silence's account, or *.")
 @click.option("--pool", default="*", show_default=True, help="The silence's pool, or *.")
-@_stack_options
-def silence_remove(name: str, account: str, pool: str, where: dict[str, Any]) -> int:
+@_where
+def silence_remove(name: str, account: str, pool: str, where: Where) -> int:
     """End a silence now. What it kept quiet and is still bad is alerted by the next run."""
     definition = provider(name)
     _check_target(account, pool)
-    deployment = _connect(where)
+    deployment = where.connect()
     with reading(deployment):
         deployed.delete_silence(deployment.table, definition.name, account, pool)
     click.echo(f"removed the silence of {definition.name} account {account}, pool {pool}")
@@ -693,15 +697,9 @@ def demo(plot: Path | None) -> int:
         ) from None
 
     def draw(stack: Stack) -> None:
-        where = dict.fromkeys(("stack", "profile"), None) | {
-            "table": stack.table.name,
-            "region": REGION,
-            "config_file": Path("samconfig.toml"),
-            "config_env": "default",
-        }
-        history.callback(  # type: ignore[misc]
-            "clado", "enrichment", None, 30, plot, False, None, None, **where
-        )
+        where = Where(stack=None, table=stack.table.name, region=REGION, profile=None)
+        show_history = history.callback.__wrapped__  # type: ignore[union-attr]  # (the command, as a function)
+        show_history("clado", "enrichment", None, 30, plot, False, None, None, where=where)
 
     sandbox_demo.main(draw if plot else None)
     return checks.EXIT_OK

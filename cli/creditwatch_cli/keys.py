@@ -13,7 +13,7 @@ the functions' https-or-loopback rule.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +85,32 @@ def _parse(raw: str | bytes, defaults: Thresholds, where: str) -> list[Account]:
 
 
 def _from_environment(requested: tuple[str, ...], defaults: Thresholds, env: Mapping[str, str]) -> dict[str, Any]:
+    secrets = {name: env.get(variable(name, "API_KEY"), "") for name in providers.names()}
+    return _accounts(
+        requested,
+        secrets,
+        defaults,
+        where=lambda name: variable(name, "API_KEY"),
+        missing=lambda name: f"no key for {name}: set {variable(name, 'API_KEY')}, or pass --keys-file or --secret-id",
+    )
+
+
+def _accounts(
+    requested: tuple[str, ...],
+    secrets: Mapping[str, str],
+    defaults: Thresholds,
+    where: Callable[[str], str],
+    missing: Callable[[str], str],
+) -> dict[str, Any]:
+    """Each provider's accounts from what its secret would hold; a requested one must have some."""
     found = {}
-    for name in requested or tuple(providers.names()):
-        raw = env.get(variable(name, "API_KEY"), "")
-        accounts = _parse(raw, defaults, variable(name, "API_KEY")) if raw.strip() else []
+    for name in requested or tuple(secrets):
+        raw = secrets.get(name, "")
+        accounts = _parse(raw, defaults, where(name)) if raw.strip() else []
         if accounts:
             found[name] = accounts
         elif requested:
-            raise UserError(f"no key for {name}: set {variable(name, 'API_KEY')}, or pass --keys-file or --secret-id")
+            raise UserError(missing(name))
     return found
 
 
@@ -121,16 +139,17 @@ def _from_file(path: Path, requested: tuple[str, ...], defaults: Thresholds) -> 
             raise UserError(
                 f"--keys-file: {str(name)[:40]!r} is not a defined provider ({', '.join(providers.names())})"
             )
-    found = {}
-    for name in requested or tuple(document):
-        value = document.get(name)
-        raw = value if isinstance(value, str) else json.dumps(value) if value is not None else ""
-        accounts = _parse(raw, defaults, f"--keys-file: {name}") if raw.strip() else []
-        if accounts:
-            found[name] = accounts
-        elif requested:
-            raise UserError(f"no key for {name} in --keys-file")
-    return found
+    secrets = {
+        name: value if isinstance(value, str) else "" if value is None else json.dumps(value)
+        for name, value in document.items()
+    }
+    return _accounts(
+        requested,
+        secrets,
+        defaults,
+        where=lambda name: f"--keys-file: {name}",
+        missing=lambda name: f"no key for {name} in --keys-file",
+    )
 
 
 def _from_secret(secret_id: str, requested: tuple[str, ...], defaults: Thresholds) -> dict[str, Any]:
