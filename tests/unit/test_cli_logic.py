@@ -1,9 +1,12 @@
 """The command's pure parts: when a silence ends, exit statuses, pre-flight arithmetic."""
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from creditwatch import providers
 from creditwatch.config import Account
@@ -133,3 +136,63 @@ def test_a_percentage_critical_threshold_without_a_plan_limit_reserves_nothing_a
     assert verdict.fits
     assert verdict.reserve == 0
     assert "needs a plan limit" in verdict.sentence
+
+
+# Generated input at the command's own boundaries: what a person types and what a keys file holds.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+keys_documents = st.dictionaries(
+    st.sampled_from([*providers.names(), "acme", "accounts", "api_key"]) | st.text(max_size=12),
+    json_values | st.text(min_size=8, max_size=40),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=60))
+def test_any_until_text_is_a_time_within_the_year_or_one_sentence_naming_the_option(text):
+    try:
+        moment = when.until(text, NOW, BERLIN)
+    except UserError as error:
+        problem = str(error)
+    else:
+        problem = None
+        assert NOW < moment <= NOW + when.LONGEST
+    assert problem is None or problem.startswith("--until: ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=keys_documents | json_values, requested=st.sampled_from([(), ("cleanlist",), ("clado", "leadmagic")]))
+def test_any_keys_file_gives_accounts_or_one_sentence_and_never_echoes_a_key(tmp_path_factory, document, requested):
+    from creditwatch_cli.keys import gather
+
+    path = tmp_path_factory.mktemp("keys") / "keys.json"
+    text = json.dumps(document)
+    path.write_text(text)
+    try:
+        found = gather(requested, DEFAULTS, {}, keys_file=path)
+    except UserError as error:
+        message = str(error)
+        assert "\n" not in message
+        assert not any(value in message for value in values(document) if len(value) >= 8)  # a key is 8 or more
+        return
+    assert found
+    assert set(found) <= set(providers.names())
+    assert not requested or set(found) == set(requested)
+    for accounts in found.values():
+        assert all(isinstance(account, Account) for account in accounts)
+
+
+def values(document):
+    """Every string of a JSON document that is not an object's key: where a key could be."""
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, list):
+        for item in document:
+            yield from values(item)
+    elif isinstance(document, dict):
+        for item in document.values():
+            yield from values(item)
