@@ -255,3 +255,16 @@ def test_the_stack_and_region_come_from_samconfig(deployed, tmp_path):
     config.write_text(f'version = 0.1\n[default.global.parameters]\nstack_name = "creditwatch"\nregion = "{REGION}"\n')
     result = run("status", "--config-file", str(config), env={"AWS_DEFAULT_REGION": None})
     assert (result.exit_code, result.stdout) == (0, f"no accounts checked yet in {deployed.table.name} ({REGION})\n")
+
+
+def test_an_account_whose_state_predates_the_index_is_listed_after_its_next_run(deployed, simulator):
+    fleet(deployed, simulator)
+    invoke(deployed, simulator, "cleanlist")
+    alerts = len(deployed.alerts())
+    deployed.table.update_item(Key={"pk": "cleanlist#ops", "sk": "STATE"}, UpdateExpression="REMOVE fleet")
+    listed = {row["account"] for row in json.loads(run("status", "cleanlist", *ON_STACK, "--json").stdout)}
+    assert listed == {"research"}
+    invoke(deployed, simulator, "cleanlist")  # nothing changed: the state is rewritten once, indexed
+    listed = {row["account"] for row in json.loads(run("status", "cleanlist", *ON_STACK, "--json").stdout)}
+    assert listed == {"ops", "research"}
+    assert len(deployed.alerts()) == alerts  # and no alert comes of it

@@ -244,7 +244,7 @@ class Run:
         self.silences = self._silences()
         for name, evaluation in evaluations.items():
             previous = stored[name]
-            if evaluation.state != previous.state or previous.outbox or previous.state.silenced:
+            if evaluation.state != previous.state or previous.outbox or previous.state.silenced or not previous.indexed:
                 self._isolated(name, "alert", partial(self._settle, name, previous, evaluation))
         unchecked = len(unread) + len(left)
         summary = {
@@ -379,7 +379,7 @@ class Run:
         rendered = [self.notifier.render(alert) for alert in evaluation.alerts]  # before anything is claimed
         due = [p for p in previous.outbox if p.lease_until <= at]
         leased = [p for p in previous.outbox if p.lease_until > at]  # another run may be sending these
-        if evaluation.state == previous.state and not due:
+        if evaluation.state == previous.state and not due and previous.indexed:
             return
         mine = [p._replace(lease_until=self.lease_until) for p in due]
         mine += [Pending(message, self.lease_until, CHANNELS) for message in rendered]

@@ -16,7 +16,8 @@ Keys (one table):
                                         or a shard of one) starts: the first it could not check
 
 The sparse index `Accounts` (partition `fleet`, sort `account`) holds the STATE items only: the
-accounts of each provider, for `creditwatch status`, without a Scan.
+accounts of each provider, for `creditwatch status`, without a Scan. A STATE item written before
+the index is rewritten, unchanged but for `fleet`, by the account's next run.
 A pool's history over a window is one Query: sk BETWEEN "SNAP#<pool>#<from>" AND "SNAP#<pool>#<to>".
 A run costs one GetItem (its cursor), one BatchGetItem per 50 accounts, one BatchWriteItem per
 25 items written, conditional PutItems only for accounts whose alert state changed or whose
@@ -75,6 +76,7 @@ class Stored(NamedTuple):
     state: AccountState = AccountState()
     windows: Windows = EMPTY
     outbox: tuple[Pending, ...] = ()
+    indexed: bool = True  # False for a STATE item written before the Accounts index: the run rewrites it
 
 
 class Snapshot(NamedTuple):
@@ -335,6 +337,7 @@ def _stored(state: dict[str, Any] | None, window: dict[str, Any] | None) -> Stor
         state=_state(state),
         windows=_windows(window),
         outbox=tuple(_pending(entry) for entry in (state or {}).get("outbox", [])),
+        indexed=state is None or "fleet" in state,
     )
 
 
