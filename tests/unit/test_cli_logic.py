@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError, ProfileNotFound
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -196,3 +197,24 @@ def values(document):
     elif isinstance(document, dict):
         for item in document.values():
             yield from values(item)
+
+
+@pytest.mark.parametrize(
+    ("error", "sentence"),
+    [
+        (NoCredentialsError(), "no AWS credentials: set AWS_PROFILE"),
+        (NoRegionError(), "no AWS region: pass --region"),
+        (ProfileNotFound(profile="ops"), "that AWS profile is not in your AWS config"),
+        (EndpointConnectionError(endpoint_url="https://dynamodb.x"), "AWS could not be reached: check the network"),
+        (ClientError({"Error": {"Code": "AccessDeniedException"}}, "Query"), "AWS denied Query: your credentials lack"),
+        (ClientError({"Error": {"Code": "ExpiredTokenException"}}, "Query"), "your AWS credentials were refused or"),
+        (
+            ClientError({"Error": {"Code": "ThrottlingException"}}, "PutItem"),
+            "AWS refused PutItem (ThrottlingException)",
+        ),
+    ],
+)
+def test_an_aws_failure_is_told_in_the_projects_own_words(error, sentence):
+    from creditwatch_cli.app import _sentence
+
+    assert _sentence(error).startswith(sentence)
