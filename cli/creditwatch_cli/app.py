@@ -620,6 +620,9 @@ def silence_add(
     entry = Silence(account, pool, iso(ends), reason, who.strip(), keys)
     with reading(deployment):
         replaced = deployed.put_silence(deployment.table, definition.name, entry)
+        known = account == "*" or account in deployed.accounts(deployment.table, definition.name)
+    if not known:  # a typo silences nothing: say so, but keep it for an account still to come
+        click.echo(f"note: no {definition.name} account {account!r} has been checked yet", err=True)
     verb = "replaced the silence" if replaced else "silenced"
     scope = f"{definition.name} account {account}, pool {pool}"
     rejected = " Rejected keys are silenced too." if keys else " A rejected key still alerts (--keys to silence it)."

@@ -147,6 +147,11 @@ def test_a_silence_set_by_the_command_keeps_the_functions_quiet_and_shows_in_sta
 def test_a_silence_replaces_the_one_for_the_same_account_and_pool_and_an_ended_one_is_listed_with_all(deployed):
     first = run("silence", "add", "clodura", "--until", "1h", "--reason", "migration", "--who", "alice", *ON_STACK)
     assert first.stdout.startswith("silenced: clodura account *, pool *")
+    assert first.stderr == ""
+    typo = run("silence", "add", "clodura", "--account", "acmee", "--until", "1h", "--reason", "x", *ON_STACK)
+    assert typo.exit_code == 0
+    assert typo.stderr == "note: no clodura account 'acmee' has been checked yet\n"
+    assert run("silence", "remove", "clodura", "--account", "acmee", *ON_STACK).exit_code == 0
     second = run("silence", "add", "clodura", "--until", "3h", "--reason", "longer migration", "--keys", *ON_STACK)
     assert second.stdout.startswith("replaced the silence: clodura account *, pool *")
     assert "Rejected keys are silenced too." in second.stdout

@@ -250,6 +250,20 @@ def test_the_command_and_its_dependencies_stay_out_of_the_layer():
     assert project["scripts"] == {"creditwatch": "creditwatch_cli:main"}
 
 
+def test_the_commands_policy_reads_this_stack_and_writes_only_provider_items():
+    statements = {s["Sid"]: s for s in RESOURCES["CommandPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    assert statements["FindTheTable"]["Resource"] == "AWS::StackId"
+    reads = statements["ReadAccountsAndBalances"]
+    assert sorted(reads["Action"]) == ["dynamodb:BatchGetItem", "dynamodb:Query"]
+    assert reads["Resource"] == ["BalancesTable.Arn", "${BalancesTable.Arn}/index/Accounts"]
+    writes = statements["WriteProviderItemsOnly"]
+    assert sorted(writes["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    # Silences are keyed `<provider>#`; an account's items, `<provider>#<account>`, stay out of reach.
+    assert writes["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["*#"]}}
+    assert all("*" not in str(statement["Resource"]) for statement in statements.values())
+    assert template()["Outputs"]["CommandPolicyArn"]["Value"] == "CommandPolicy"
+
+
 def test_samconfig_has_working_defaults():
     text = (ROOT / "samconfig.toml").read_text()
     assert 'stack_name = "creditwatch"' in text
