@@ -22,8 +22,10 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
     PartialCredentialsError,
     ProfileNotFound,
 )
@@ -54,6 +56,10 @@ def _sentence(error: BaseException) -> str:
         return "no AWS region: pass --region or set AWS_REGION"
     if isinstance(error, ProfileNotFound):
         return "that AWS profile is not in your AWS config: check --profile or AWS_PROFILE"
+    if isinstance(error, InvalidRegionError):
+        return "--region: not the name of an AWS region"
+    if isinstance(error, ParamValidationError):
+        return "AWS cannot take one of the values given: check --stack, --table and --region"
     if isinstance(error, EndpointConnectionError):
         return "AWS could not be reached: check the network and --region"
     if isinstance(error, ClientError):

@@ -230,6 +230,8 @@ def test_history_draws_a_plot_with_thresholds_top_ups_and_the_forecast(deployed,
         (("status", "--stack", "nope", "--region", REGION), {}, "no stack named 'nope' in us-east-1"),
         (("status", "--table", "nope", "--region", REGION), {}, "the table 'nope' in us-east-1 does not exist"),
         (("status", "--table", "t"), {"AWS_DEFAULT_REGION": None, "AWS_REGION": None}, "no AWS region: pass --region"),
+        (("status", "--table", "t", "--region", "moon-1 !"), {}, "--region: not the name of an AWS region"),
+        (("status", "--stack", "x" * 300, "--region", REGION), {}, "no stack named"),
         (("status", "--config-file", "none.toml", "--region", REGION), {}, "no stack: pass --stack or --table"),
         (
             ("status", *ON_STACK),
