@@ -73,7 +73,8 @@ def connect(
         (described,) = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     except ClientError as error:
         if error.response["Error"]["Code"] == "ValidationError":
-            raise UserError(f"no stack named {stack[:128]!r} in {session.region_name}: check --stack and --region") from None
+            where = f"{stack[:128]!r} in {session.region_name}"
+            raise UserError(f"no stack named {where}: check --stack and --region") from None
         raise
     outputs = {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
     if "BalancesTableName" not in outputs:
