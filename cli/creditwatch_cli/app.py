@@ -40,7 +40,7 @@ from creditwatch.providers import POOL
 from creditwatch.redaction import clean
 from creditwatch_cli import EXIT_UNUSABLE, checks, deployed, output, when
 from creditwatch_cli.errors import UserError
-from creditwatch_cli.keys import gather, provider
+from creditwatch_cli.keys import gather, provider, variable
 
 THRESHOLD_OPTIONS = ("--warning", "--critical")
 SECRET_NAME_TEXT = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")  # an account named after a broken secret
@@ -126,8 +126,12 @@ def cli(context: click.Context, debug: bool) -> None:
 
 # Options shared by several subcommands.
 def _aws(function: Callable[..., Any]) -> Callable[..., Any]:
-    function = click.option("--profile", help="AWS profile (default: samconfig.toml's, else AWS_PROFILE).")(function)
-    return click.option("--region", help="AWS region (default: samconfig.toml's, else AWS_REGION).")(function)
+    function = click.option("--profile", help="AWS profile (default: samconfig.toml's for a stack, else AWS_PROFILE).")(
+        function
+    )
+    return click.option("--region", help="AWS region (default: samconfig.toml's for a stack, else AWS_REGION).")(
+        function
+    )
 
 
 class Where(NamedTuple):
@@ -235,6 +239,23 @@ def reading(deployment: deployed.Deployment) -> Iterator[None]:
 
 def _env() -> dict[str, str]:
     return dict(os.environ)
+
+
+# providers -----------------------------------------------------------------------------------
+
+
+@cli.command("providers")
+def list_providers() -> int:
+    """The defined providers: their pools, the variable for a key, and the operations whose
+    costs their definitions document (for preflight --operation)."""
+    rows = []
+    for name in providers.names():
+        definition = provider(name)
+        costs = ", ".join(f"{operation} {cost}" for operation, cost in definition.costs.items())
+        pools = ", ".join(pool.name for pool in definition.pools)
+        rows.append([name, definition.title, pools, variable(name, "API_KEY"), costs or None])
+    output.table(["provider", "title", "pools", "key variable", "operations (credits per record)"], rows)
+    return checks.EXIT_OK
 
 
 # check ---------------------------------------------------------------------------------------

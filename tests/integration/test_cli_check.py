@@ -237,3 +237,14 @@ def test_preflight_asks_which_account_and_pool_when_there_are_several(simulator,
     result = run(*base, "--account", "a", "--pool", "direct_dials", env=env)
     assert (result.exit_code, result.stdout.split(";")[0]) == (0, "ok: clodura/a has 190 credits in direct_dials")
     assert run(*base, "--account", "b", env=env).exit_code == 0
+
+
+def test_providers_lists_the_registry_with_each_key_variable_and_documented_operation():
+    result = run("providers")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["clado", "cleanlist", "clodura", "leadmagic"]
+    clodura = next(line for line in lines if line.startswith("clodura"))
+    assert "credits, contact_views, direct_dials" in clodura
+    assert "CLODURA_API_KEY" in clodura
+    assert "reveal_phone 10-20" in clodura
