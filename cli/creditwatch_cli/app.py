@@ -40,7 +40,7 @@ from creditwatch.providers import POOL
 from creditwatch.redaction import clean
 from creditwatch_cli import EXIT_UNUSABLE, checks, deployed, output, when
 from creditwatch_cli.errors import UserError
-from creditwatch_cli.keys import gather, provider, variable
+from creditwatch_cli.keys import gather, provider, readable_by_others, variable
 
 THRESHOLD_OPTIONS = ("--warning", "--critical")
 SECRET_NAME_TEXT = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")  # an account named after a broken secret
@@ -190,6 +190,8 @@ class Keys(NamedTuple):
     def gather(self, names: tuple[str, ...]) -> dict[str, list[Account]]:
         if self.secret_id:  # the secret store reads through the default boto3 session
             boto3.setup_default_session(region_name=self.region, profile_name=self.profile)
+        if self.keys_file and readable_by_others(self.keys_file):
+            click.echo(f"note: other users can read {self.keys_file}, which holds keys: chmod 600 it", err=True)
         return gather(names, thresholds(self.warning, self.critical), _env(), self.keys_file, self.secret_id)
 
 

@@ -152,6 +152,14 @@ def _from_file(path: Path, requested: tuple[str, ...], defaults: Thresholds) -> 
     )
 
 
+def readable_by_others(path: Path) -> bool:
+    """True when a keys file's mode lets other users read it (as ssh warns of a private key)."""
+    try:
+        return bool(path.stat().st_mode & 0o044)
+    except OSError:
+        return False
+
+
 def _from_secret(secret_id: str, requested: tuple[str, ...], defaults: Thresholds) -> dict[str, Any]:
     from creditwatch.secret_store import load_accounts, secret_name
 

@@ -88,15 +88,19 @@ def test_a_keys_file_holds_several_providers_and_accounts_with_their_own_thresho
             }
         )
     )
+    keys.chmod(0o600)
     env = {"CLEANLIST_BASE_URL": simulator.base_url, "CLADO_BASE_URL": simulator.base_url}
     result = run("check", "--keys-file", str(keys), "--json", env=env)
+    assert result.stderr == ""
     rows = {(row["provider"], row["account"]): row["level"] for row in json.loads(result.stdout)}
     assert rows == {("clado", "default"): "ok", ("cleanlist", "ops"): "warning", ("cleanlist", "research"): "ok"}
     assert result.exit_code == 1
     # One provider's secret as it is, for the provider named on the command line.
     keys.write_text(json.dumps({"accounts": [{"name": "ops", "api_key": "cleanlist-ops-key-0001"}]}))
+    keys.chmod(0o644)
     result = run("check", "cleanlist", "--keys-file", str(keys), "--json", env=env)
     assert [row["account"] for row in json.loads(result.stdout)] == ["ops"]
+    assert result.stderr == f"note: other users can read {keys}, which holds keys: chmod 600 it\n"
 
 
 def test_an_invalid_entry_is_a_failed_check_naming_its_field_while_the_others_are_checked(simulator, tmp_path):
