@@ -252,3 +252,14 @@ def test_providers_lists_the_registry_with_each_key_variable_and_documented_oper
     assert "credits, contact_views, direct_dials" in clodura
     assert "CLODURA_API_KEY" in clodura
     assert "reveal_phone 10-20" in clodura
+
+
+def test_debug_logs_go_to_stderr_with_every_key_redacted(simulator):
+    env = keyed(
+        simulator, clado=Reply(401, {"detail": "Invalid key " + KEYS["clado"]}), leadmagic=balance("leadmagic", 9)
+    )
+    result = run("--debug", "check", "--json", env=env)
+    assert result.exit_code == 3
+    assert json.loads(result.stdout)  # stdout is the output alone
+    assert '"level":"DEBUG"' in result.stderr  # urllib3's and botocore's records, through the functions' handler
+    assert not leaked(result)
