@@ -229,7 +229,11 @@ def test_history_draws_a_plot_with_thresholds_top_ups_and_the_forecast(deployed,
     [
         (("status", "--stack", "nope", "--region", REGION), {}, "no stack named 'nope' in us-east-1"),
         (("status", "--table", "nope", "--region", REGION), {}, "the table 'nope' in us-east-1 does not exist"),
-        (("status", "--table", "t"), {"AWS_DEFAULT_REGION": None, "AWS_REGION": None}, "no AWS region: pass --region"),
+        (
+            ("status", "--table", "t"),
+            {"AWS_DEFAULT_REGION": None, "AWS_REGION": None, "AWS_CONFIG_FILE": "none"},
+            "no AWS region: pass --region",
+        ),
         (("status", "--table", "t", "--region", "moon-1 !"), {}, "--region: not the name of an AWS region"),
         (("status", "--stack", "x" * 300, "--region", REGION), {}, "no stack named"),
         (("status", "--config-file", "none.toml", "--region", REGION), {}, "no stack: pass --stack or --table"),
@@ -260,7 +264,7 @@ def test_a_missing_stack_table_region_or_credentials_is_one_sentence(deployed, a
 def test_the_stack_and_region_come_from_samconfig(deployed, tmp_path):
     config = tmp_path / "samconfig.toml"
     config.write_text(f'version = 0.1\n[default.global.parameters]\nstack_name = "creditwatch"\nregion = "{REGION}"\n')
-    result = run("status", "--config-file", str(config), env={"AWS_DEFAULT_REGION": None})
+    result = run("status", "--config-file", str(config), env={"AWS_DEFAULT_REGION": None, "AWS_CONFIG_FILE": "none"})
     assert (result.exit_code, result.stdout) == (0, f"no accounts checked yet in {deployed.table.name} ({REGION})\n")
 
 
