@@ -74,7 +74,8 @@ def test_status_shows_each_account_and_pool_as_the_functions_left_it(deployed, s
     assert sorted(by_account) == [("clado", "outbound"), ("cleanlist", "ops"), ("cleanlist", "research")]
     ops = by_account[("cleanlist", "ops")]
     assert (ops["pool"], ops["remaining"], ops["level"], ops["alerts"]) == ("credits", "1234.5", "ok", [])
-    assert Decimal(ops["burn_per_day"]) == 150
+    # 150 a day, less a little when the run falls a second after the seeded hour
+    assert Decimal(ops["burn_per_day"]) == pytest.approx(Decimal(150), abs=Decimal("0.1"))
     assert Decimal(ops["days_left"]) == pytest.approx(Decimal("8.23"), abs=Decimal("0.01"))
     research = by_account[("cleanlist", "research")]
     assert (research["level"], research["alerts"], research["days_left"]) == (
