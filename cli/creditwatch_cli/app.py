@@ -669,8 +669,9 @@ def _check_target(account: str, pool: str) -> None:
 @silence.command("list")
 @click.argument("names", metavar="[PROVIDER]...", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Include silences that have ended.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per silence.")
 @_where
-def silence_list(names: tuple[str, ...], everything: bool, where: Where) -> int:
+def silence_list(names: tuple[str, ...], everything: bool, as_json: bool, where: Where) -> int:
     """The silences, active first."""
     chosen = [provider(name).name for name in names] or providers.names()
     deployment = where.connect()
@@ -681,14 +682,27 @@ def silence_list(names: tuple[str, ...], everything: bool, where: Where) -> int:
             for entry in deployed.silences(deployment.table, name):
                 active = entry.until > at
                 if active or everything:
-                    state = "active" if active else "ended"
-                    keys = "yes" if entry.keys else "no"
-                    rows.append([name, entry.account, entry.pool, entry.until, state, keys, entry.who, entry.reason])
-    if not rows:
+                    rows.append(
+                        {
+                            "provider": name,
+                            "account": entry.account,
+                            "pool": entry.pool,
+                            "until": entry.until,
+                            "state": "active" if active else "ended",
+                            "keys": entry.keys,
+                            "who": entry.who,
+                            "reason": entry.reason,
+                        }
+                    )
+    rows.sort(key=lambda row: (row["state"] != "active", row["provider"], row["account"], row["pool"]))
+    if as_json:
+        output.as_json(rows)
+    elif not rows:
         click.echo("no silences" if everything else "no active silences")
-        return checks.EXIT_OK
-    rows.sort(key=lambda row: (row[4] != "active", row[0], row[1], row[2]))
-    output.table(["provider", "account", "pool", "until", "state", "keys", "who", "reason"], rows)
+    else:
+        columns = ["provider", "account", "pool", "until", "state", "keys", "who", "reason"]
+        shown = [{**row, "keys": "yes" if row["keys"] else "no"} for row in rows]
+        output.table(columns, [[str(row[column]) for column in columns] for row in shown])
     return checks.EXIT_OK
 
 

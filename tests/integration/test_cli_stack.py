@@ -171,6 +171,12 @@ def test_a_silence_replaces_the_one_for_the_same_account_and_pool_and_an_ended_o
     rows = [line.split()[:6] for line in run("silence", "list", "clodura", "--all", *ON_STACK).stdout.splitlines()[1:]]
     assert [row[1] for row in rows] == ["*", "old"]
     assert [(row[4], row[5]) for row in rows] == [("active", "yes"), ("ended", "no")]
+    listed = json.loads(run("silence", "list", "clodura", "--json", *ON_STACK).stdout)
+    assert [(entry["account"], entry["state"], entry["keys"], entry["who"]) for entry in listed] == [
+        ("*", "active", True, "user/moto")
+    ]
+    assert listed[0]["reason"] == "longer migration"
+    assert json.loads(run("silence", "list", "clado", "--json", *ON_STACK).stdout) == []
 
 
 @pytest.mark.parametrize(
