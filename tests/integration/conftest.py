@@ -142,6 +142,11 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
     return injector
 
 
+# Simultaneous deliveries share one process in a test, and with it Powertools' metrics state;
+# Lambda runs each in its own sandbox. Such a test judges the table and the alerts.
+simultaneous_deliveries = pytest.mark.filterwarnings("ignore:Dimension 'Account' has already been added")
+
+
 @pytest.fixture
 def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
     """moto checks a condition and then writes without a lock, so two threads can both pass

@@ -11,7 +11,7 @@ from creditwatch.monitor import RunIncomplete
 from sandbox.harness import Stack, handler
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
-from .conftest import attributes, aws_failure
+from .conftest import attributes, aws_failure, simultaneous_deliveries
 
 KEY = "lm_live_abcdefghijklmnop"
 
@@ -207,9 +207,7 @@ def test_a_stale_duplicate_run_loses_the_conditional_write_and_sends_nothing(lea
 DUPLICATES = 8  # simultaneous deliveries of the same schedule
 
 
-# The deliveries share one process here, so they share Powertools' metrics state; Lambda runs
-# each in its own sandbox. What this test judges is the table and the alerts.
-@pytest.mark.filterwarnings("ignore:Dimension 'Account' has already been added")
+@simultaneous_deliveries
 def test_simultaneous_duplicate_runs_publish_each_change_exactly_once(stack, simulator, monkeypatch, atomic_dynamodb):
     keys = {"low": "lm-key-low-aaaaaaaa", "revoked": "lm-key-revoked-bbbbbb", "fine": "lm-key-fine-cccccccc"}
     stack.put_secret("leadmagic", {"accounts": [{"name": name, "api_key": key} for name, key in keys.items()]})

@@ -12,7 +12,7 @@ from creditwatch.providers import RateLimit
 from sandbox.harness import ROOT, LambdaContext, Stack, handler
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
-from .conftest import attributes, emf_documents
+from .conftest import attributes, emf_documents, simultaneous_deliveries
 
 
 def fleet(simulator: ProviderSimulator, size: int, credits: int = 50_000, delay: float = 0.0) -> list[dict]:
@@ -156,6 +156,7 @@ def test_a_large_fleet_is_checked_in_shards_through_the_queue(stack: Stack, simu
     assert sorted(critical) == [f"client-{index:05d}" for index in range(20, 25)]
 
 
+@simultaneous_deliveries
 def test_a_shard_delivered_four_times_at_once_alerts_once(
     stack: Stack, simulator: ProviderSimulator, sharded, atomic_dynamodb, monkeypatch
 ):

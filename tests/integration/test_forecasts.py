@@ -13,7 +13,7 @@ from creditwatch.domain import iso
 from sandbox.harness import ROOT, LambdaContext, Stack, handler, scheduled_event
 from sandbox.simulator import ProviderSimulator, balance
 
-from .conftest import attributes, emf_documents
+from .conftest import attributes, emf_documents, simultaneous_deliveries
 
 KEY = "lm_live_forecast_0123456789"
 
@@ -106,6 +106,7 @@ def test_reminder_comes_after_the_interval_and_not_sooner(stack, simulator):
     assert alerts[1]["Subject"].startswith("[creditwatch] Reminder: WARNING LeadMagic/default/credits")
 
 
+@simultaneous_deliveries
 def test_reminder_is_sent_once_by_simultaneous_duplicate_runs(stack, simulator, monkeypatch, atomic_dynamodb):
     env = setup(stack, simulator, 500)
     stack.invoke("leadmagic", env)
@@ -146,6 +147,7 @@ def test_percent_thresholds_use_the_full_tank_when_no_limit_is_reported(stack, s
     assert "Threshold:   2,000 credits (warning)" in low[0]["Message"]
 
 
+@simultaneous_deliveries
 def test_duplicate_runs_record_a_top_up_once(stack, simulator, capsys, monkeypatch, atomic_dynamodb):
     """Two invocations of one schedule at once both see the top-up; it is one TOPUP item and
     one TopUpCredits data point."""
