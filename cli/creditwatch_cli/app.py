@@ -682,18 +682,7 @@ def silence_list(names: tuple[str, ...], everything: bool, as_json: bool, where:
             for entry in deployed.silences(deployment.table, name):
                 active = entry.until > at
                 if active or everything:
-                    rows.append(
-                        {
-                            "provider": name,
-                            "account": entry.account,
-                            "pool": entry.pool,
-                            "until": entry.until,
-                            "state": "active" if active else "ended",
-                            "keys": entry.keys,
-                            "who": entry.who,
-                            "reason": entry.reason,
-                        }
-                    )
+                    rows.append({"provider": name, **entry._asdict(), "state": "active" if active else "ended"})
     rows.sort(key=lambda row: (row["state"] != "active", row["provider"], row["account"], row["pool"]))
     if as_json:
         output.as_json(rows)
@@ -701,9 +690,12 @@ def silence_list(names: tuple[str, ...], everything: bool, as_json: bool, where:
         click.echo("no silences" if everything else "no active silences")
     else:
         columns = ["provider", "account", "pool", "until", "state", "keys", "who", "reason"]
-        shown = [{**row, "keys": "yes" if row["keys"] else "no"} for row in rows]
-        output.table(columns, [[str(row[column]) for column in columns] for row in shown])
+        output.table(columns, [[_silence_cell(row[column]) for column in columns] for row in rows])
     return checks.EXIT_OK
+
+
+def _silence_cell(value: str | bool) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else value
 
 
 @silence.command("remove")
