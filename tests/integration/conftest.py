@@ -4,7 +4,8 @@ import io
 import json
 import re
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -142,15 +143,20 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Faults:
     return injector
 
 
-# Simultaneous deliveries share one process in a test, and with it Powertools' metrics state;
-# Lambda runs each in its own sandbox. Such a test judges the table and the alerts.
-simultaneous_deliveries = pytest.mark.filterwarnings("ignore:Dimension 'Account' has already been added")
+Deliver = Callable[[Callable[[int], object], int], list[BaseException]]
 
 
 @pytest.fixture
-def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto checks a condition and then writes without a lock, so two threads can both pass
-    one condition; DynamoDB's conditional write is atomic. Serialise moto's writes to match."""
+def simultaneously(monkeypatch: pytest.MonkeyPatch) -> Deliver:
+    """`simultaneously(deliver, copies)` calls deliver(0), deliver(1)... on as many threads,
+    released together, as duplicate deliveries of one schedule or message; it returns what
+    they raised.
+
+    moto checks a condition and then writes without a lock, so two threads can both pass one
+    condition; DynamoDB's conditional write is atomic. moto's writes are serialised to match.
+    The threads share one process and with it Powertools' metrics state, which Lambda's
+    sandboxes never do, so its "dimension already added" warning is ignored: such a test
+    judges the table and the alerts."""
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
@@ -162,3 +168,25 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
                 return _original(*args, **kwargs)
 
         monkeypatch.setattr(DynamoDBBackend, name, serialised)
+
+    def deliver_at_once(deliver: Callable[[int], object], copies: int) -> list[BaseException]:
+        barrier = threading.Barrier(copies)
+        errors: list[BaseException] = []
+
+        def one(copy: int) -> None:
+            barrier.wait()
+            try:
+                deliver(copy)
+            except BaseException as error:  # noqa: BLE001 (returned to the test)
+                errors.append(error)
+
+        threads = [threading.Thread(target=one, args=(copy,)) for copy in range(copies)]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Dimension 'Account' has already been added")
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return errors
+
+    return deliver_at_once

@@ -1,17 +1,16 @@
 """When alerts go out: transitions, duplicates, concurrent runs, and AWS failures."""
 
 import json
-import threading
 
 import pytest
 from botocore.exceptions import ClientError
 
 from creditwatch import monitor, repository
 from creditwatch.monitor import RunIncomplete
-from sandbox.harness import Stack, handler
+from sandbox.harness import LambdaContext, Stack, handler, scheduled_event
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
-from .conftest import attributes, aws_failure, simultaneous_deliveries
+from .conftest import attributes, aws_failure
 
 KEY = "lm_live_abcdefghijklmnop"
 
@@ -207,32 +206,12 @@ def test_a_stale_duplicate_run_loses_the_conditional_write_and_sends_nothing(lea
 DUPLICATES = 8  # simultaneous deliveries of the same schedule
 
 
-@simultaneous_deliveries
-def test_simultaneous_duplicate_runs_publish_each_change_exactly_once(stack, simulator, monkeypatch, atomic_dynamodb):
+def test_simultaneous_duplicate_runs_publish_each_change_exactly_once(stack, simulator, monkeypatch, simultaneously):
     keys = {"low": "lm-key-low-aaaaaaaa", "revoked": "lm-key-revoked-bbbbbb", "fine": "lm-key-fine-cccccccc"}
     stack.put_secret("leadmagic", {"accounts": [{"name": name, "api_key": key} for name, key in keys.items()]})
     for name, value in stack.environment("leadmagic", simulator.base_url).items():
         monkeypatch.setenv(name, value)
     lambda_handler = handler().lambda_handler
-    from sandbox.harness import LambdaContext, scheduled_event
-
-    def simultaneous_runs() -> list[BaseException]:
-        barrier = threading.Barrier(DUPLICATES)
-        errors: list[BaseException] = []
-
-        def invoke() -> None:
-            barrier.wait()
-            try:
-                lambda_handler(scheduled_event(), LambdaContext())
-            except BaseException as exc:  # noqa: BLE001 (reported by the assertion below)
-                errors.append(exc)
-
-        threads = [threading.Thread(target=invoke) for _ in range(DUPLICATES)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return errors
 
     rounds = [
         {"low": balance("leadmagic", 50), "revoked": Reply(401, {"detail": "no"}), "fine": balance("leadmagic", 9e4)},
@@ -242,7 +221,7 @@ def test_simultaneous_duplicate_runs_publish_each_change_exactly_once(stack, sim
     for replies in rounds:
         for name, reply in replies.items():
             simulator.script("leadmagic", keys[name], Reply(reply.status, reply.body, delay=0.2))
-        assert simultaneous_runs() == []
+        assert simultaneously(lambda _: lambda_handler(scheduled_event(), LambdaContext()), DUPLICATES) == []
 
     sent = sorted((attributes(a)["account"], attributes(a)["alert"], attributes(a)["severity"]) for a in stack.alerts())
     assert sent == [

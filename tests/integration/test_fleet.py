@@ -2,7 +2,6 @@
 
 import itertools
 import json
-import threading
 from dataclasses import replace
 
 import pytest
@@ -12,7 +11,7 @@ from creditwatch.providers import RateLimit
 from sandbox.harness import ROOT, LambdaContext, Stack, handler
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
-from .conftest import attributes, emf_documents, simultaneous_deliveries
+from .conftest import attributes, emf_documents
 
 
 def fleet(simulator: ProviderSimulator, size: int, credits: int = 50_000, delay: float = 0.0) -> list[dict]:
@@ -156,9 +155,8 @@ def test_a_large_fleet_is_checked_in_shards_through_the_queue(stack: Stack, simu
     assert sorted(critical) == [f"client-{index:05d}" for index in range(20, 25)]
 
 
-@simultaneous_deliveries
 def test_a_shard_delivered_four_times_at_once_alerts_once(
-    stack: Stack, simulator: ProviderSimulator, sharded, atomic_dynamodb, monkeypatch
+    stack: Stack, simulator: ProviderSimulator, sharded, simultaneously, monkeypatch
 ):
     """SQS delivers at least once: the same shard may run more than once, even concurrently."""
     env, queue = sharded
@@ -171,23 +169,12 @@ def test_a_shard_delivered_four_times_at_once_alerts_once(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     lambda_handler = handler().lambda_handler
-    barrier = threading.Barrier(4)
-    errors = []
 
     def deliver(copy: int) -> None:
         event = {"Records": [{"messageId": str(copy), "body": low["Body"], "eventSource": "aws:sqs"}]}
-        barrier.wait()
-        try:
-            lambda_handler(event, LambdaContext())
-        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
-            errors.append(error)
+        lambda_handler(event, LambdaContext())
 
-    threads = [threading.Thread(target=deliver, args=(copy,)) for copy in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert simultaneously(deliver, 4) == []
     critical = [attributes(a)["account"] for a in stack.alerts() if attributes(a)["severity"] == "critical"]
     assert sorted(critical) == [f"client-{index:05d}" for index in range(20, 25)]
 

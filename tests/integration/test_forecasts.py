@@ -2,7 +2,6 @@
 
 import json
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,7 +12,7 @@ from creditwatch.domain import iso
 from sandbox.harness import ROOT, LambdaContext, Stack, handler, scheduled_event
 from sandbox.simulator import ProviderSimulator, balance
 
-from .conftest import attributes, emf_documents, simultaneous_deliveries
+from .conftest import attributes, emf_documents
 
 KEY = "lm_live_forecast_0123456789"
 
@@ -106,25 +105,14 @@ def test_reminder_comes_after_the_interval_and_not_sooner(stack, simulator):
     assert alerts[1]["Subject"].startswith("[creditwatch] Reminder: WARNING LeadMagic/default/credits")
 
 
-@simultaneous_deliveries
-def test_reminder_is_sent_once_by_simultaneous_duplicate_runs(stack, simulator, monkeypatch, atomic_dynamodb):
+def test_reminder_is_sent_once_by_simultaneous_duplicate_runs(stack, simulator, monkeypatch, simultaneously):
     env = setup(stack, simulator, 500)
     stack.invoke("leadmagic", env)
     age_alert(stack, 30)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    barrier = threading.Barrier(8)
 
-    def invoke() -> None:
-        barrier.wait()
-        handler().lambda_handler(scheduled_event(), LambdaContext())
-
-    threads = [threading.Thread(target=invoke) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert simultaneously(lambda _: handler().lambda_handler(scheduled_event(), LambdaContext()), 8) == []
     assert kinds(stack.alerts()) == [("low_credits", "warning"), ("low_credits", "warning")]
 
 
@@ -147,8 +135,7 @@ def test_percent_thresholds_use_the_full_tank_when_no_limit_is_reported(stack, s
     assert "Threshold:   2,000 credits (warning)" in low[0]["Message"]
 
 
-@simultaneous_deliveries
-def test_duplicate_runs_record_a_top_up_once(stack, simulator, capsys, monkeypatch, atomic_dynamodb):
+def test_duplicate_runs_record_a_top_up_once(stack, simulator, capsys, monkeypatch, simultaneously):
     """Two invocations of one schedule at once both see the top-up; it is one TOPUP item and
     one TopUpCredits data point."""
     env = setup(stack, simulator, 50)
@@ -157,19 +144,9 @@ def test_duplicate_runs_record_a_top_up_once(stack, simulator, capsys, monkeypat
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     lambda_handler = handler().lambda_handler
-    barrier = threading.Barrier(2)
     capsys.readouterr()
 
-    def invoke() -> None:
-        barrier.wait()
-        lambda_handler(scheduled_event(), LambdaContext())
-
-    threads = [threading.Thread(target=invoke) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert simultaneously(lambda _: lambda_handler(scheduled_event(), LambdaContext()), 2) == []
     assert len([item for item in stack.items() if item["sk"].startswith("TOPUP#")]) == 1
     documents = emf_documents(capsys.readouterr().out)
     assert [d["TopUpCredits"] for d in documents if "TopUpCredits" in d] == [10000.0]
