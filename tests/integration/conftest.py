@@ -38,6 +38,12 @@ def emf_documents(output: str) -> list[dict[str, Any]]:
     return documents
 
 
+def leaked(text: str, *keys: str) -> list[str]:
+    """The 8-character pieces of the keys that are in the text. A key may show its last 4
+    characters at most, so a test expects none."""
+    return [key[i : i + 8] for key in keys for i in range(len(key) - 7) if key[i : i + 8] in text]
+
+
 def attributes(alert: dict[str, Any]) -> dict[str, str]:
     """An alert's SNS message attributes as plain strings, less its id (checked here: every
     alert carries one, 32 hex digits)."""

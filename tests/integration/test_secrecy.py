@@ -11,7 +11,7 @@ from creditwatch.observability import logger
 from sandbox.harness import Stack
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
-from .conftest import aws_failure
+from .conftest import aws_failure, leaked
 
 KEYS = {
     "healthy": "cw-secret-healthy-7f3a9c1e5b2d",
@@ -21,15 +21,8 @@ KEYS = {
 }
 
 
-def fragments(key: str) -> list[str]:
-    """Every 8-character piece of the key: none may appear anywhere."""
-    return [key[i : i + 8] for i in range(len(key) - 7)]
-
-
 def assert_no_key_in(text: str) -> None:
-    for key in KEYS.values():
-        for piece in fragments(key):
-            assert piece not in text, f"part of a key leaked: {piece!r}"
+    assert leaked(text, *KEYS.values()) == []
 
 
 @pytest.mark.parametrize("provider", ["clodura", "clado", "cleanlist", "leadmagic"])
