@@ -27,7 +27,7 @@ def console() -> Console:
 def table(columns: Sequence[str], rows: Sequence[Sequence[Cell]], title: str | None = None) -> None:
     """Rows under their column names; None shows as "-"."""
     out = console()
-    cells = [["-" if cell is None else cell for cell in row] for row in rows]
+    cells = [["-" if cell is None else _visible(cell) for cell in row] for row in rows]
     if out.is_terminal:
         shown = Table(title=title, title_justify="left", header_style="bold")
         for column in columns:
@@ -41,6 +41,12 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Cell]], title: str | N
     widths = [max(len(str(row[i])) for row in [list(columns), *cells]) for i in range(len(columns))]
     for row in [list(columns), *cells]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _visible(cell: str) -> str:
+    """The cell on one line with nothing for a terminal to act on: a control character read from
+    the table (a line break, an escape sequence) is shown escaped."""
+    return cell if cell.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in cell)
 
 
 def _styled(column: str, cell: str) -> Text:

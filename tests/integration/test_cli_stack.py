@@ -179,6 +179,28 @@ def test_a_silence_replaces_the_one_for_the_same_account_and_pool_and_an_ended_o
     assert json.loads(run("silence", "list", "clado", "--json", *ON_STACK).stdout) == []
 
 
+def test_silence_items_written_by_another_hand_are_listed_escaped_or_skipped(deployed):
+    """The table is shared: an item the command would have refused is shown with its control
+    characters escaped, one line per silence, and an item that is no silence is left out."""
+    until = "2099-01-01T00:00:00Z"
+    items = [
+        {"sk": "SILENCE#a#*", "account": "a", "until": until, "reason": "\x1b[2J\r\nclodura  z", "who": "x\x00"},
+        {"sk": "SILENCE#b#*", "account": Decimal(5), "until": until},
+        {"sk": "SILENCE#c#*", "account": "c", "until": "soon"},
+        {"sk": "SILENCE#d#*", "account": "d", "until": until, "reason": Decimal(1)},
+    ]
+    for item in items:
+        deployed.table.put_item(Item={"pk": "clodura#", **item})
+    result = run("silence", "list", "clodura", *ON_STACK)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines[1:]] == [["clodura", "a"]]
+    assert lines[1].endswith("x\\x00  \\x1b[2J\\r\\nclodura  z")
+    assert [entry["reason"] for entry in json.loads(run("silence", "list", "clodura", "--json", *ON_STACK).stdout)] == [
+        "\x1b[2J\r\nclodura  z"
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "sentence"),
     [

@@ -33,6 +33,26 @@ def test_a_terminal_gets_a_rich_table_with_the_cells_as_written(monkeypatch):
     assert "provider" in text
 
 
+HOSTILE = ["clodura", "a", "ok", "\x1b[2J wiped\r\nclodura  b  ok  forged row\u202e"]
+
+
+def test_piped_output_shows_control_characters_escaped_one_row_per_line(capsys):
+    output.table(COLUMNS, [HOSTILE])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[1].endswith("\\x1b[2J wiped\\r\\nclodura  b  ok  forged row\\u202e")
+
+
+def test_a_terminal_shows_control_characters_escaped_too(monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(output, "console", lambda: Console(file=screen, force_terminal=True, width=200))
+    output.table(COLUMNS, [HOSTILE])
+    text = screen.getvalue()
+    for control in ("\x1b[2J", "\r", "\u202e"):
+        assert control not in text
+    assert "\\x1b[2J wiped\\r\\n" in text
+
+
 @pytest.mark.parametrize("terminal", [True, False])
 def test_the_progress_bar_shows_only_in_a_terminal_and_always_counts(monkeypatch, terminal):
     monkeypatch.setattr(Console, "is_terminal", property(lambda _: terminal))
