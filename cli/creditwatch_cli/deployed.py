@@ -8,7 +8,6 @@ the functions' own data model (creditwatch.repository), never a copy of it.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +18,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from creditwatch.domain import Silence, iso, parse_iso
-from creditwatch.repository import Repository, Stored, partition
+from creditwatch.repository import Repository, Stored, partition, query
 from creditwatch_cli.errors import UserError
 
 ACCOUNTS_INDEX = "Accounts"
@@ -85,20 +84,10 @@ def connect(
     )
 
 
-def _query(table: Any, **request: Any) -> Iterator[dict[str, Any]]:
-    """Every item of one Query, page by page."""
-    while True:
-        page = table.query(**request)
-        yield from page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
 def accounts(table: Any, provider: str) -> list[str]:
     """The provider's accounts: those with an alert state, from the sparse Accounts index."""
     condition = Key("fleet").eq(provider)
-    return [item["account"] for item in _query(table, IndexName=ACCOUNTS_INDEX, KeyConditionExpression=condition)]
+    return [item["account"] for item in query(table, IndexName=ACCOUNTS_INDEX, KeyConditionExpression=condition)]
 
 
 def stored(table: Any, provider: str, names: list[str]) -> dict[str, Stored]:
@@ -132,7 +121,7 @@ def series(table: Any, provider: str, account: str, pool: str, since: datetime, 
     condition = Key("pk").eq(partition(provider, account)) & Key("sk").between(low, high)
     return [
         Snapshot(parse_iso(item["observed_at"]), Decimal(item["remaining"]), item.get("limit"))
-        for item in _query(table, KeyConditionExpression=condition)
+        for item in query(table, KeyConditionExpression=condition)
     ]
 
 
@@ -141,7 +130,7 @@ def topups(table: Any, provider: str, account: str, pool: str, since: datetime) 
     condition = Key("pk").eq(partition(provider, account)) & Key("sk").begins_with(f"TOPUP#{pool}#")
     found = [
         TopUp(parse_iso(item["observed_at"]), item["previous"], item["balance"], item.get("added"))
-        for item in _query(table, KeyConditionExpression=condition)
+        for item in query(table, KeyConditionExpression=condition)
     ]
     return [topup for topup in found if topup.at >= since]
 

@@ -179,6 +179,18 @@ def test_a_silence_replaces_the_one_for_the_same_account_and_pool_and_an_ended_o
     assert json.loads(run("silence", "list", "clado", "--json", *ON_STACK).stdout) == []
 
 
+def test_silence_list_reads_every_page(deployed, small_pages):
+    for account in ("a", "b", "c", "d", "e"):
+        assert (
+            run(
+                "silence", "add", "clodura", "--account", account, "--until", "1h", "--reason", "x", *ON_STACK
+            ).exit_code
+            == 0
+        )
+    listed = json.loads(run("silence", "list", "clodura", "--json", *ON_STACK).stdout)
+    assert [entry["account"] for entry in listed] == ["a", "b", "c", "d", "e"]
+
+
 def test_silence_items_written_by_another_hand_are_listed_escaped_or_skipped(deployed):
     """The table is shared: an item the command would have refused is shown with its control
     characters escaped, one line per silence, and an item that is no silence is left out."""

@@ -83,3 +83,10 @@ def test_another_accounts_silence_and_an_invalid_item_silence_nothing(leadmagic,
     stack.table.put_item(Item={"pk": "leadmagic#", "sk": "SILENCE#broken", "account": "default", "until": "soon"})
     (alert,) = leadmagic(balance("leadmagic", 50))
     assert attributes(alert)["severity"] == "critical"
+
+
+def test_a_silence_past_the_first_page_of_items_is_kept(leadmagic, stack: Stack, clock, small_pages):
+    for other in ("a-other", "b-other", "c-other", "d-other"):
+        silence(stack, clock, hours=5, account=other)
+    silence(stack, clock, hours=5)  # sorts after them: on the third page
+    assert leadmagic(balance("leadmagic", 50)) == []

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -94,6 +94,16 @@ class TopUpRecord(NamedTuple):
 
 def partition(provider: str, account: str) -> str:
     return f"{provider}#{account}"
+
+
+def query(table: Any, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of one Query, page by page (DynamoDB ends a page at 1 MB)."""
+    while True:
+        page = table.query(**request)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 class Repository:
@@ -167,7 +177,7 @@ class Repository:
         item that is not a valid silence silences nothing: it is logged and skipped."""
         condition = Key("pk").eq(partition(self.provider, "")) & Key("sk").begins_with("SILENCE#")
         found = []
-        for item in self.table.query(KeyConditionExpression=condition, ConsistentRead=True)["Items"]:
+        for item in query(self.table, KeyConditionExpression=condition, ConsistentRead=True):
             try:
                 silence = Silence(
                     account=_text(item["account"]),
