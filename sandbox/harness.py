@@ -121,6 +121,7 @@ def reset_powertools() -> None:
     secret_store.fleet.cache_clear()
     metrics.clear_metrics()
     monitor.aws.cache_clear()
+    monitor.logs.cache_clear()
 
 
 @cache
@@ -188,6 +189,12 @@ class Stack:
         self.events_client.put_rule(Name=f"{name}-all", EventPattern=json.dumps({"source": ["creditwatch"]}))
         self.events_client.put_targets(Rule=f"{name}-all", Targets=[{"Id": "inbox", "Arn": event_inbox_arn}])
         self.received_events: list[dict[str, Any]] = []
+        # The accounts journal, a stream per provider, as template.yaml makes them.
+        self.logs = boto3.client("logs", region_name=REGION)
+        self.journal_group = f"/creditwatch/{name}/accounts"
+        self.logs.create_log_group(logGroupName=self.journal_group)
+        for provider in PROVIDERS:
+            self.logs.create_log_stream(logGroupName=self.journal_group, logStreamName=provider)
 
     def _create_table(self) -> Any:
         properties = template()["Resources"]["BalancesTable"]["Properties"]
@@ -265,6 +272,8 @@ class Stack:
             "SPIKE_WINDOW_HOURS": "6",
             "SPIKE_FACTOR": "3",
             "SPIKE_MINIMUM_CREDITS": "100",
+            "ACCOUNT_SERIES": str(template()["Parameters"]["AccountSeries"]["Default"]),
+            "ACCOUNTS_LOG_GROUP": self.journal_group,
             "BASE_URL": base_url,
             **overrides,
         }
@@ -329,6 +338,17 @@ class Stack:
                 jsonschema.validate(event, event_schema())
                 self.received_events.append(event)
                 self.sqs.delete_message(QueueUrl=self.event_inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def journal(self, provider: str) -> list[dict[str, Any]]:
+        """Every line the provider's runs wrote into the accounts journal, oldest first."""
+        lines: list[dict[str, Any]] = []
+        request = {"logGroupName": self.journal_group, "logStreamName": provider, "startFromHead": True}
+        while True:
+            page = self.logs.get_log_events(**request)
+            lines += [json.loads(event["message"]) for event in page["events"]]
+            if not page["events"]:
+                return lines
+            request["nextToken"] = page["nextForwardToken"]
 
     def items(self) -> list[dict[str, Any]]:
         return self.table.scan()["Items"]

@@ -38,6 +38,23 @@ def emf_documents(output: str) -> list[dict[str, Any]]:
     return documents
 
 
+def series(documents: list[dict[str, Any]]) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """The custom metrics the documents declare, as CloudWatch bills them: each distinct
+    namespace, metric name and set of dimension values."""
+    found = set()
+    for document in documents:
+        (directive,) = document["_aws"]["CloudWatchMetrics"]
+        for dimensions in directive["Dimensions"]:
+            values = tuple((name, str(document[name])) for name in dimensions)
+            found |= {(directive["Namespace"], metric["Name"], values) for metric in directive["Metrics"]}
+    return found
+
+
+def own(declared: set[tuple[str, str, tuple[tuple[str, str], ...]]]) -> set[str]:
+    """The accounts that have series of their own among `declared`."""
+    return {value for _, _, values in declared for name, value in values if name == "Account"}
+
+
 def leaked(text: str, *keys: str) -> list[str]:
     """The 8-character pieces of the keys that are in the text. A key may show its last 4
     characters at most, so a test expects none."""

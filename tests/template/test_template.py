@@ -361,6 +361,8 @@ def dashboard(**values: str) -> dict:
         "CriticalOnCredits": "true",
         "WarningOnPercent": "false",
         "CriticalOnPercent": "false",
+        "RunPeriod": "3600",
+        "Journal": "/creditwatch/creditwatch/accounts",
     }
     assert set(variables) <= set(defaults)
     for name, value in {**defaults, **values}.items():
@@ -461,3 +463,59 @@ def test_each_function_puts_events_on_the_configured_bus_only(provider):
 def test_the_dashboard_says_plainly_that_per_account_thresholds_are_not_drawn():
     body = RESOURCES["Dashboard"]["Properties"]["DashboardBody"][0]
     assert "thresholds an account sets in its secret are not drawn" in body
+
+
+SEARCH_LIMIT = 500  # the most series CloudWatch draws for one SEARCH() expression
+
+
+def test_the_per_account_graphs_draw_every_series_the_default_budget_allows():
+    """Each provider publishes at most AccountSeries series of accounts' own, so a per-account
+    SEARCH returns at most AccountSeries x providers lines: within what CloudWatch draws."""
+    budget = raw_template()["Parameters"]["AccountSeries"]
+    providers_deployed = raw_template()["Parameters"]["Providers"]["Default"].split(",")
+    assert budget["Default"] * len(providers_deployed) <= SEARCH_LIMIT
+    assert budget["MaxValue"] <= SEARCH_LIMIT
+    env = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ACCOUNT_SERIES"] == "AccountSeries"
+
+
+def test_every_dashboard_widget_reads_a_bounded_number_of_series():
+    """Fleet graphs read per-provider (and per-pool) series; per-account graphs read only the
+    budgeted accounts; nothing searches a dimension set that grows with the fleet unbounded."""
+    fleet_sets = {"Provider", "Provider,Pool"}
+    for widget in dashboard()["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            for entry in row:
+                (dimensions,) = re.findall(r"\{CreditWatch,([A-Za-z,]+)\}", entry["expression"])
+                metrics = set(re.findall(r'MetricName="(\w+)"', entry["expression"]))
+                if dimensions == "Provider,Account,Pool":
+                    assert metrics <= {"CreditsRemaining", "PercentRemaining", "BurnRatePerDay", "DaysUntilEmpty"}
+                else:
+                    assert dimensions in fleet_sets, widget["properties"]["title"]
+
+
+def test_the_dashboard_lists_the_accounts_that_need_attention_from_the_journal():
+    (widget,) = [w for w in dashboard()["widgets"] if w["type"] == "log"]
+    query = widget["properties"]["query"]
+    assert query.startswith("SOURCE '/creditwatch/creditwatch/accounts' | ")
+    assert "sort need desc, days asc" in query
+    assert "by provider, account" in query
+    assert widget["properties"]["view"] == "table"
+    levels = next(w for w in dashboard()["widgets"] if w["properties"].get("title", "").startswith("Accounts by level"))
+    text = json.dumps(levels)
+    for metric in ("AccountsOk", "AccountsWarning", "AccountsCritical", "AccountsFailed"):
+        assert metric in text
+
+
+def test_the_journal_is_one_log_group_with_a_stream_per_provider_each_function_writes_only_its_own():
+    group = RESOURCES["AccountsLogGroup"]["Properties"]
+    assert group == {"LogGroupName": "/creditwatch/${AWS::StackName}/accounts", "RetentionInDays": "LogRetentionDays"}
+    assert template()["Globals"]["Function"]["Environment"]["Variables"]["ACCOUNTS_LOG_GROUP"] == "AccountsLogGroup"
+    arn = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/creditwatch/${AWS::StackName}/accounts"
+    for provider in PROVIDERS:
+        stream = RESOURCES[f"{provider}AccountsStream"]
+        assert stream["Type"] == "AWS::Logs::LogStream"
+        assert stream["Properties"] == {"LogGroupName": "AccountsLogGroup", "LogStreamName": provider}
+        (writer,) = [s for s in statements(provider) if "logs:" in json.dumps(s["Action"])]
+        assert writer["Action"] == "logs:PutLogEvents"
+        assert writer["Resource"] == f"{arn}:log-stream:{provider}"

@@ -24,6 +24,7 @@ THRESHOLD_VARIABLES = ("WARNING_THRESHOLD", "CRITICAL_THRESHOLD")
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 API_KEY = re.compile(r"[!-~]{8,1024}")  # visible ASCII: what an HTTP header can carry as it is
 EVENT_BUS = re.compile(r"[A-Za-z0-9._/-]{1,256}")
+LOG_GROUP = re.compile(r"[A-Za-z0-9._/#-]{1,512}")
 URL_TEXT = re.compile(r"[A-Za-z0-9._~:/\[\]%-]{1,2048}")
 
 
@@ -135,6 +136,12 @@ def _event_bus(name: str) -> str:
     return name
 
 
+def _log_group(name: str) -> str | None:
+    if name and not LOG_GROUP.fullmatch(name):
+        raise ConfigError("ACCOUNTS_LOG_GROUP: a log group name (letters, digits, '.', '_', '-', '/', '#'; 1-512)")
+    return name or None
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -153,6 +160,8 @@ class Settings(NamedTuple):
     accounts_per_shard: int = 1000  # a run over more accounts fans out shards of this size
     shard_queue_url: str | None = None  # where shards go; without it every run checks inline
     event_bus: str = "default"  # the EventBridge bus every alert is also put on
+    account_series: int = 20  # series of accounts' own a run may publish (the fleet's are apart)
+    accounts_log_group: str | None = None  # the journal: every account's line each run
     retention_days: int = 90
     failures_before_alert: int = 3
     metrics_namespace: str = "CreditWatch"
@@ -205,6 +214,8 @@ class Settings(NamedTuple):
             accounts_per_shard=_positive_int(env, "ACCOUNTS_PER_SHARD", 1000, minimum=10, maximum=3000),
             shard_queue_url=env.get("SHARD_QUEUE_URL", "").strip() or None,
             event_bus=_event_bus(env.get("EVENT_BUS_NAME", "").strip() or "default"),
+            account_series=_positive_int(env, "ACCOUNT_SERIES", 20, minimum=0, maximum=500),
+            accounts_log_group=_log_group(env.get("ACCOUNTS_LOG_GROUP", "").strip()),
             retention_days=_positive_int(env, "RETENTION_DAYS", 90, maximum=3650),
             failures_before_alert=_positive_int(env, "FAILURES_BEFORE_ALERT", 3, maximum=1000),
             metrics_namespace=env.get("POWERTOOLS_METRICS_NAMESPACE", "").strip() or "CreditWatch",

@@ -38,12 +38,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from creditwatch import providers
+from creditwatch import fleet, providers
 from creditwatch.config import Account, Settings
 from creditwatch.domain import (
     Alert,
     Evaluation,
-    Exhausted,
     Misconfigured,
     Outcome,
     PoolReport,
@@ -54,7 +53,9 @@ from creditwatch.domain import (
     evaluate,
     iso,
 )
+from creditwatch.fleet import Allotment, Standing, pool_values
 from creditwatch.http import REQUEST_BUDGET, Pacer, fetch, new_session
+from creditwatch.journal import Journal, line
 from creditwatch.notifier import CHANNELS, EventRefused, Notifier
 from creditwatch.observability import emit, logger, metrics
 from creditwatch.repository import Pending, Repository, Snapshot, StateConflict, Stored, TopUpRecord
@@ -87,10 +88,27 @@ class RunIncomplete(RuntimeError):
     Lambda records an error and retries; unsent alerts wait in their outbox."""
 
 
+UNITS = {
+    "CreditsRemaining": MetricUnit.Count,
+    "PercentRemaining": MetricUnit.Percent,
+    "BurnRatePerDay": MetricUnit.Count,
+    "DaysUntilEmpty": MetricUnit.Count,
+    "BurnSpikeRatio": MetricUnit.Count,
+    "LowestDaysUntilEmpty": MetricUnit.Count,
+    "LowestPercentRemaining": MetricUnit.Percent,
+}
+
+
 @cache
 def aws() -> tuple[Any, Any, Any, Any]:
     """Clients made once per execution environment and reused by warm invocations."""
     return boto3.resource("dynamodb"), boto3.client("sns"), boto3.client("sqs"), boto3.client("events")
+
+
+@cache
+def logs() -> Any:
+    """The journal's client, made only where a journal is configured."""
+    return boto3.client("logs")
 
 
 def now() -> datetime:
@@ -119,21 +137,22 @@ def check_provider(event: ScheduledEvent, context: LambdaContext, settings: Sett
         return {"provider": provider.name, "configured": False}
     if settings.shard_queue_url and len(accounts) > settings.accounts_per_shard:
         return send_shards(settings, [account.name for account in accounts], event)
-    return new_run(settings, context).check(accounts)
+    return new_run(settings, context, settings.account_series).check(accounts)
 
 
 def check_shards(records: list[ShardRecord], context: LambdaContext, settings: Settings) -> dict[str, Any]:
     """Check the accounts each shard names (the queue delivers one at a time). Accounts
     removed from the secrets since the shard was sent are skipped."""
-    fleet = load_accounts(settings.secret_name, settings.thresholds)
+    everyone = load_accounts(settings.secret_name, settings.thresholds)
     results = []
     for record in records:
         shard = json.loads(record["body"])
         logger.set_correlation_id(shard.get("run"))
         wanted = set(shard["accounts"])
-        accounts = [account for account in fleet if account.name in wanted]
+        accounts = [account for account in everyone if account.name in wanted]
         logger.info("shard started", extra={"shard": shard.get("shard"), "accounts": len(accounts)})
-        results.append(new_run(settings, context).check(accounts))
+        budget = fleet.share(settings.account_series, len(accounts), len(everyone))
+        results.append(new_run(settings, context, budget).check(accounts))
     return {"provider": settings.provider.name, "shards": results}
 
 
@@ -170,7 +189,9 @@ def _batches(bodies: list[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def new_run(settings: Settings, context: LambdaContext) -> Run:
+def new_run(settings: Settings, context: LambdaContext, series_budget: int) -> Run:
+    """A run over some of the provider's accounts; `series_budget` is its share of the series
+    of accounts' own (ACCOUNT_SERIES, divided among a fleet's shards)."""
     dynamodb, sns, _, events = aws()
     provider = settings.provider
     remaining = context.get_remaining_time_in_millis() / 1000 - TIME_MARGIN
@@ -185,6 +206,8 @@ def new_run(settings: Settings, context: LambdaContext) -> Run:
         deadline=deadline,
         clock=clock,
         lease_until=iso(clock() + timedelta(seconds=remaining + TIME_MARGIN)),
+        series_budget=series_budget,
+        journal=Journal(logs(), settings.accounts_log_group, provider.name) if settings.accounts_log_group else None,
     )
 
 
@@ -198,6 +221,8 @@ class Run:
     lease_until: str  # the invocation's end: until then no other run sends what this one claims
     deadline: float = float("inf")  # time.monotonic() by which the run must be done
     clock: Callable[[], datetime] = now
+    series_budget: int = 0  # series of accounts' own this run may publish
+    journal: Journal | None = None  # where every account's line goes; the function's log without one
     problems: list[str] = field(default_factory=list)
     alerts_sent: int = 0
     events_sent: int = 0
@@ -240,7 +265,10 @@ class Run:
         behind = [account.name for account in queue if account.name in missed]
         if behind and behind[0] != start:  # the next run starts with those this one could not check
             self._isolated(behind[0], "cursor", partial(self.repository.save_cursor, cursor_key, behind[0]))
-        self._save_run(evaluations)
+        standings = [self._standing(account.name, evaluations, set(left), set(unread)) for account in queue]
+        allotment = fleet.allot(standings, evaluations, self.series_budget)
+        self._save_run(evaluations, allotment)
+        counts = self._publish(standings, evaluations, allotment)
         self.silences = self._silences()
         for name, evaluation in evaluations.items():
             previous = stored[name]
@@ -257,16 +285,88 @@ class Run:
             "alerts_silenced": self.alerts_silenced,
         }
         logger.info("run finished", extra=summary)
-        # One run-level document, flushed by the handler's log_metrics decorator.
+        # One run-level document, flushed by the handler's log_metrics decorator: the fleet by
+        # level, and what the run published.
         metrics.add_dimension(name="Provider", value=self.provider.name)
-        metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=self.alerts_sent)
-        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=self.events_sent)
-        metrics.add_metric(name="AlertsSilenced", unit=MetricUnit.Count, value=self.alerts_silenced)
-        metrics.add_metric(name="AccountErrors", unit=MetricUnit.Count, value=len(self.problems))
-        metrics.add_metric(name="AccountsUnchecked", unit=MetricUnit.Count, value=unchecked)
+        run = {
+            "AlertsPublished": self.alerts_sent,
+            "EventsPublished": self.events_sent,
+            "AlertsSilenced": self.alerts_silenced,
+            "AccountErrors": len(self.problems),
+            **counts,
+        }
+        for name, value in run.items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         if self.problems:
             raise RunIncomplete("; ".join(self.problems))
         return summary
+
+    def _standing(self, account: str, evaluations: dict[str, Evaluation], left: set[str], unread: set[str]) -> Standing:
+        if account in evaluations:
+            return fleet.standing(account, evaluations[account])
+        if account in left:
+            return fleet.unchecked(account, "out of time")
+        if account in unread:
+            return fleet.unchecked(account, "state not read")
+        return Standing(account, "failed", 4, reason="the check could not be judged (see the run's errors)")
+
+    def _publish(
+        self, standings: list[Standing], evaluations: dict[str, Evaluation], allotment: Allotment
+    ) -> dict[str, int]:
+        """Every account's journal line; series of its own for the accounts in the allotment;
+        each pool's lowest forecast across the fleet. Returns the run's counts for its document."""
+        provider = self.provider.name
+        for name in sorted(allotment.headline | allotment.detail):
+            self._isolated(name, "metrics", partial(self._own_series, name, evaluations[name], allotment))
+        for pool, values in fleet.lowest(evaluations.values()).items():
+            emit({"Provider": provider, "Pool": pool}, {m: (UNITS[m], float(v)) for m, v in values.items()})
+        observed_at = iso(self.clock())
+        self._write_journal(
+            [
+                fleet.record(provider, s, evaluations[s.account], evaluations[s.account].observed_at)
+                if s.account in evaluations
+                else fleet.record(provider, s, None, observed_at)
+                for s in standings
+            ]
+        )
+        counts = fleet.tally(standings)
+        # Accounts without series of their own are counted here, so that CheckSucceeded and
+        # CheckFailed per provider (the stale-data alarm's) still count every check.
+        rest = [e for name, e in evaluations.items() if name not in allotment.detail]
+        if rest:
+            counts["CheckSucceeded"] = sum(bool(e.pools) for e in rest)
+            counts["CheckFailed"] = sum(not e.pools for e in rest)
+        return counts
+
+    def _own_series(self, account: str, evaluation: Evaluation, allotment: Allotment) -> None:
+        dimensions = {"Provider": self.provider.name, "Account": account}
+        detail = account in allotment.detail
+        if detail:
+            checked = bool(evaluation.pools)
+            checks = {"CheckSucceeded": int(checked), "CheckFailed": int(not checked)}
+            emit(dimensions, {name: (MetricUnit.Count, value) for name, value in checks.items()}, rollup=("Provider",))
+        for report in evaluation.pools:
+            values = pool_metrics(report)
+            headline = {"CreditsRemaining": values["CreditsRemaining"]}
+            emit({**dimensions, "Pool": report.balance.pool}, values if detail else headline)
+            if detail:
+                self._report(account, report)
+
+    def _write_journal(self, records: list[dict[str, Any]]) -> None:
+        """Each account's line into the journal; lines it does not take go to this log instead."""
+        lines = [line(entry) for entry in records]
+        refused = lines
+        if self.journal is not None:
+            try:
+                refused = self.journal.write(lines)
+            except AWS_ERRORS:
+                logger.exception("journal not written; its lines follow in this log", extra={"lines": len(lines)})
+            if refused:
+                logger.warning("journal refused lines; they follow in this log", extra={"lines": len(refused)})
+        kept = set(refused)
+        for entry, text in zip(records, lines, strict=True):
+            if text in kept:
+                logger.info("account checked", extra=entry)
 
     def _isolated(self, account: str, stage: str, work: Callable[[], Any]) -> Any:
         """Run one account's work; whatever it raises is that account's failure alone."""
@@ -295,14 +395,7 @@ class Run:
         evaluation = evaluate(
             self.provider.name, account.name, self.clock(), stored.state, stored.windows, outcome, policy
         )
-        checked = bool(evaluation.pools)
-        dimensions = {"Provider": self.provider.name, "Account": account.name}
-        emit(
-            dimensions,
-            {"CheckSucceeded": (MetricUnit.Count, int(checked)), "CheckFailed": (MetricUnit.Count, int(not checked))},
-            rollup=("Provider",),
-        )
-        if not checked:
+        if not evaluation.pools:
             logger.warning(
                 "check failed",
                 extra={
@@ -313,11 +406,20 @@ class Run:
                 },
             )
         for report in evaluation.pools:
-            self._report(account.name, report, isinstance(outcome, Exhausted))
-            emit({**dimensions, "Pool": report.balance.pool}, pool_metrics(report))
+            pool = report.balance.pool
+            if report.topup:
+                added = str(report.topup.added)
+                logger.info("top-up detected", extra={"account": account.name, "pool": pool, "added": added})
+            if report.judgement.unjudged:
+                logger.warning(
+                    "percentage threshold skipped: no plan limit and no balance history for this pool yet",
+                    extra={"account": account.name, "pool": pool, "thresholds": report.judgement.unjudged},
+                )
         return evaluation
 
-    def _report(self, account: str, report: PoolReport, exhausted: bool) -> None:
+    def _report(self, account: str, report: PoolReport) -> None:
+        """A pool's line in the function's log, for the accounts with series of their own; every
+        account's is in the journal."""
         balance, prediction = report.balance, report.forecast
         logger.info(
             "balance checked",
@@ -327,22 +429,12 @@ class Run:
                 "remaining": str(balance.remaining),
                 "limit": None if balance.limit is None else str(balance.limit),
                 "level": str(report.judgement.level),
-                "exhausted": exhausted,
                 "forecast": prediction.describe(),
                 "burn_per_day": None if prediction.burn_per_day is None else str(prediction.burn_per_day),
             },
         )
-        if report.topup:
-            logger.info(
-                "top-up detected", extra={"account": account, "pool": balance.pool, "added": str(report.topup.added)}
-            )
-        if report.judgement.unjudged:
-            logger.warning(
-                "percentage threshold skipped: no plan limit and no balance history for this pool yet",
-                extra={"account": account, "pool": balance.pool, "thresholds": report.judgement.unjudged},
-            )
 
-    def _save_run(self, evaluations: dict[str, Evaluation]) -> None:
+    def _save_run(self, evaluations: dict[str, Evaluation], allotment: Allotment) -> None:
         snapshots, topups = [], []
         for account, evaluation in evaluations.items():
             for report in evaluation.pools:
@@ -352,8 +444,8 @@ class Run:
         # Every checked account's window is written, a failed check's too: it records when the
         # account was last checked.
         windows = {account: evaluation.windows for account, evaluation in evaluations.items()}
-        for record in topups:  # rare: one conditional write each, so duplicate runs record it once
-            self._isolated(record.account, "top-up", partial(self._record_topup, record))
+        for topup in topups:  # rare: one conditional write each, so duplicate runs record it once
+            self._isolated(topup.account, "top-up", partial(self._record_topup, topup, allotment))
         try:
             failed = self.repository.save_run(snapshots, windows, self.clock())
         except Exception as error:  # noqa: BLE001 (alerts still go out; reported by RunIncomplete)
@@ -363,11 +455,11 @@ class Run:
         if failed:
             self._problem(f"balances of {len(failed)} account(s) not saved", accounts=sorted(failed))
 
-    def _record_topup(self, record: TopUpRecord) -> None:
+    def _record_topup(self, record: TopUpRecord, allotment: Allotment) -> None:
         if not self.repository.save_topup(record):
             logger.info("top-up already recorded by a duplicate run", extra={"account": record.account})
             return
-        if record.topup.added is not None:
+        if record.topup.added is not None and record.account in allotment.detail:
             dimensions = {"Provider": self.provider.name, "Account": record.account, "Pool": record.pool}
             emit(dimensions, {"TopUpCredits": (MetricUnit.Count, float(record.topup.added))})
 
@@ -491,14 +583,5 @@ def check_account(
 
 
 def pool_metrics(report: PoolReport) -> dict[str, tuple[MetricUnit, float]]:
-    """The metrics of one pool: balance, share of the plan limit, burn, days left, the recent
-    burn against the window's. A top-up's size is emitted where it is recorded, once."""
-    balance, prediction = report.balance, report.forecast
-    candidates = {
-        "CreditsRemaining": (MetricUnit.Count, balance.remaining),
-        "PercentRemaining": (MetricUnit.Percent, balance.percent_remaining),
-        "BurnRatePerDay": (MetricUnit.Count, prediction.burn_per_day),
-        "DaysUntilEmpty": (MetricUnit.Count, prediction.days_left),
-        "BurnSpikeRatio": (MetricUnit.Count, report.spike.ratio if report.spike else None),
-    }
-    return {name: (unit, float(value)) for name, (unit, value) in candidates.items() if value is not None}
+    """The series of one pool as CloudWatch takes them: a unit and a float each."""
+    return {name: (UNITS[name], float(value)) for name, value in pool_values(report).items()}
