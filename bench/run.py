@@ -23,11 +23,13 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from bench import fleet
+from bench.bill import Emissions, monthly
 from creditwatch import http, providers
 from creditwatch.domain import AccountState, Balance, Checked, Policy, Threshold, Thresholds, evaluate
 from creditwatch.redaction import Redactor
@@ -35,6 +37,8 @@ from sandbox.harness import FAKE_AWS_ENV, ROOT
 from sandbox.simulator import ProviderSimulator, Reply
 
 FLEETS = (1, 50, 200, 1000, 5000)
+BILLS = (10, 1000, 5000)  # fleets whose monthly bill is worked out, checked hourly
+BILL_LIMIT = 30.0  # dollars a month at the largest
 WALL_RATIO = 1.5  # wall <= this x ceil(N / MAX_CONCURRENCY) x latency ...
 RATIO_AT = (200, 1000)  # ... at these fleet sizes, within one 60 s invocation
 PEAK_MIB = 200.0  # the benchmark process's peak RSS at 5000 accounts (moto's tables included)
@@ -104,14 +108,44 @@ def cold_imports() -> tuple[float, float] | None:
     return statistics.median(boto3), statistics.median(handler)
 
 
-def fleets() -> list[dict[str, object]]:
+def fleets(scenario: str, sizes: tuple[int, ...]) -> list[dict[str, object]]:
+    """bench.fleet's figures for each size, each in a process of its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "creditwatch")}
     figures = []
-    for size in FLEETS:
-        command = [sys.executable, "-m", "bench.fleet", str(size)]
+    for size in sizes:
+        command = [sys.executable, "-m", "bench.fleet", scenario, str(size)]
         result = subprocess.run(command, capture_output=True, text=True, check=True, env=env, cwd=ROOT)  # noqa: S603
         figures.append(json.loads(result.stdout.splitlines()[-1]))
     return figures
+
+
+def bills() -> tuple[list[Emissions], list[dict[str, float]]]:
+    """What a steady run emits at each of BILLS, and the month's bill it makes."""
+    emitted = [Emissions(**row) for row in fleets("bill", BILLS)]  # type: ignore[arg-type]
+    return emitted, [{part: float(cost) for part, cost in monthly(e).items()} for e in emitted]
+
+
+def print_bills(verdict: Callable[[bool], str]) -> None:
+    emitted, bills_ = bills()
+    sizes = "".join(f"{e.accounts:>14,}" for e in emitted)
+    print("\n  Monthly bill, checked hourly, one provider's fleet (list prices: bench/prices.py)")
+    print(f"  {'accounts':<34}{sizes}")
+    measured = {
+        "metric series (of accounts' own)": [f"{e.series} ({e.own_series})" for e in emitted],
+        "logged a run, KiB (journal)": [
+            f"{(e.log_bytes + e.journal_bytes) / 1024:,.0f} ({e.journal_bytes / 1024:,.0f})" for e in emitted
+        ],
+        "DynamoDB write / read units a run": [f"{e.write_units:,} / {e.read_units:,}" for e in emitted],
+        "invocations, seconds a run": [f"{e.invocations}, {e.seconds:,.1f}" for e in emitted],
+        "secrets": [str(e.secrets) for e in emitted],
+    }
+    for name, cells in measured.items():
+        print(f"  {name:<34}" + "".join(f"{cell:>14}" for cell in cells))
+    for part in bills_[0]:
+        print(f"  {part:<34}" + "".join(f"{'$' + format(bill[part], ',.2f'):>14}" for bill in bills_))
+    totals = [sum(bill.values()) for bill in bills_]
+    print(f"  {'total a month':<34}" + "".join(f"{'$' + format(t, ',.2f'):>14}" for t in totals))
+    print(f"  target: at most ${BILL_LIMIT:g} a month at {BILLS[-1]:,} accounts   {verdict(totals[-1] <= BILL_LIMIT)}")
 
 
 def evaluations_per_second() -> float:
@@ -175,7 +209,7 @@ def main() -> int:
         f"MAX_CONCURRENCY {fleet.MAX_CONCURRENCY}, ACCOUNTS_PER_SHARD {fleet.ACCOUNTS_PER_SHARD}\n"
     )
     print("  accounts   wall s   ideal s   ratio   checked   shards (s each)        peak MiB   AWS calls")
-    for row in fleets():
+    for row in fleets("walls", FLEETS):
         size, wall, ideal = int(row["accounts"]), float(row["wall_s"]), float(row["ideal_s"])  # type: ignore[call-overload]
         shards: list[float] = row["shard_s"]  # type: ignore[assignment]
         calls: dict[str, int] = row["calls"]  # type: ignore[assignment]
@@ -200,6 +234,8 @@ def main() -> int:
         f"{PEAK_MIB:g} MiB at {FLEETS[-1]}; DynamoDB <= ceil(2n/25) + ceil(2n/100) + 2 per invocation of n accounts,"
         " no PutItem in a steady run"
     )
+
+    print_bills(verdict)
 
     imports = cold_imports()
     if imports is None:

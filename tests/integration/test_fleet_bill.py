@@ -87,6 +87,7 @@ def test_every_account_is_in_the_journal_with_its_balance_each_run(stack, simula
     assert latest["client-000007"]["level"] == "critical"
     assert latest["client-000007"]["pools"]["credits"]["remaining"] == "40"
     assert (latest["client-000011"]["level"], latest["client-000011"]["rank"]) == ("failed", 4)
+    assert latest["client-000011"]["reason"] == "the API key was rejected (HTTP 401) (2 in a row)"
     assert latest["client-000012"]["pools"]["credits"]["remaining"] == "50012"
     assert {line["provider"] for line in lines} == {"leadmagic"}
 

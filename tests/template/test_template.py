@@ -511,7 +511,8 @@ def test_the_journal_is_one_log_group_with_a_stream_per_provider_each_function_w
     group = RESOURCES["AccountsLogGroup"]["Properties"]
     assert group == {"LogGroupName": "/creditwatch/${AWS::StackName}/accounts", "RetentionInDays": "LogRetentionDays"}
     assert template()["Globals"]["Function"]["Environment"]["Variables"]["ACCOUNTS_LOG_GROUP"] == "AccountsLogGroup"
-    arn = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/creditwatch/${AWS::StackName}/accounts"
+    group_arn = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group"
+    arn = f"{group_arn}:/creditwatch/${{AWS::StackName}}/accounts"
     for provider in PROVIDERS:
         stream = RESOURCES[f"{provider}AccountsStream"]
         assert stream["Type"] == "AWS::Logs::LogStream"

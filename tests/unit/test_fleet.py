@@ -115,7 +115,7 @@ def test_shards_share_the_budget_without_exceeding_it():
 
 
 def test_the_fleet_is_counted_by_level_and_checked_or_not():
-    standings, evaluations = fleet_of(5, low=2)
+    standings, _ = fleet_of(5, low=2)
     standings += [fleet.standing("revoked", failed()), fleet.unchecked("late", "out of time")]
     assert fleet.tally(standings) == {
         "AccountsOk": 3,

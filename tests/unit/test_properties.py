@@ -120,3 +120,20 @@ def test_every_known_key_is_redacted_however_it_is_embedded(keys, filler, data):
         cleaned = redact(text)
         assert key not in cleaned
         assert quote(key, safe="") not in cleaned
+
+
+@pytest.mark.parametrize("name", providers.names())
+@settings(max_examples=300, deadline=None)
+@given(body=bodies())
+def test_any_body_makes_a_journal_line_of_json_within_a_bounded_size(name, body):
+    """Whatever a provider answers, the account's journal line is JSON PutLogEvents takes."""
+    from creditwatch import fleet, journal
+
+    provider = providers.load(name)
+    outcome = _classify(provider, body)
+    first = outcome.balances[0].remaining if isinstance(outcome, Checked) else Decimal(0)
+    evaluation = evaluate(name, "acct", NOW, AccountState(), history(first), outcome, POLICY)
+    entry = fleet.standing("acct", evaluation, getattr(outcome, "reason", None))
+    text = journal.line(fleet.record(name, entry, evaluation, evaluation.observed_at))
+    assert json.loads(text)["account"] == "acct"
+    assert len(text.encode()) < 2048 * len(provider.pools)

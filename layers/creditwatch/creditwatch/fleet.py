@@ -45,11 +45,13 @@ class Standing(NamedTuple):
         return -self.rank, *days, self.percent is None, self.percent or 0, self.account
 
 
-def standing(account: str, evaluation: Evaluation) -> Standing:
-    """Where a checked account stands: its worst pool's level, or failed when the check failed."""
+def standing(account: str, evaluation: Evaluation, failure: str | None = None) -> Standing:
+    """Where a checked account stands: its worst pool's level, or failed when the check failed
+    (`failure` says why)."""
     reports = evaluation.pools
     if not reports:
-        return Standing(account, FAILED, RANKS[FAILED], reason=_failure(evaluation))
+        reason = f"{failure or 'the check failed'} ({evaluation.state.failures} in a row)"
+        return Standing(account, FAILED, RANKS[FAILED], reason=reason)
     level = str(max(report.judgement.level for report in reports))
     pools = evaluation.state.pools
     watched = any(
@@ -70,10 +72,6 @@ def standing(account: str, evaluation: Evaluation) -> Standing:
 
 def unchecked(account: str, reason: str) -> Standing:
     return Standing(account, UNCHECKED, RANKS[UNCHECKED], reason=reason)
-
-
-def _failure(evaluation: Evaluation) -> str:
-    return f"{evaluation.state.failures} failed check(s) in a row; check level {evaluation.state.check}"
 
 
 def pool_values(report: PoolReport) -> dict[str, Decimal]:

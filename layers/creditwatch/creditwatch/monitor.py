@@ -46,11 +46,13 @@ from creditwatch.domain import (
     Misconfigured,
     Outcome,
     PoolReport,
+    Rejected,
     Silence,
     Unavailable,
     aspect_of,
     catch_up,
     evaluate,
+    failure_reason,
     iso,
 )
 from creditwatch.fleet import Allotment, Standing, pool_values
@@ -228,6 +230,7 @@ class Run:
     events_sent: int = 0
     alerts_silenced: int = 0
     silences: list[Silence] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # why each failed check failed, in words
 
     def __post_init__(self) -> None:
         interval = self.provider.provider_interval
@@ -303,7 +306,7 @@ class Run:
 
     def _standing(self, account: str, evaluations: dict[str, Evaluation], left: set[str], unread: set[str]) -> Standing:
         if account in evaluations:
-            return fleet.standing(account, evaluations[account])
+            return fleet.standing(account, evaluations[account], self.failures.get(account))
         if account in left:
             return fleet.unchecked(account, "out of time")
         if account in unread:
@@ -396,6 +399,7 @@ class Run:
             self.provider.name, account.name, self.clock(), stored.state, stored.windows, outcome, policy
         )
         if not evaluation.pools:
+            self.failures[account.name] = failure_reason(cast(Rejected | Unavailable | Misconfigured, outcome))
             logger.warning(
                 "check failed",
                 extra={
