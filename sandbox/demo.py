@@ -204,6 +204,13 @@ def main(then: Callable[[Stack], None] | None = None) -> None:
             " (an alert goes out once per change of level)."
         )
         print(f"Each run wrote {written} JSON log and EMF metric lines to stdout (CloudWatch Logs, when deployed).")
+        journal = [line for provider in PROVIDERS for line in stack.journal(provider)]
+        latest = {(line["provider"], line["account"]): line for line in journal}
+        need = sorted((line for line in latest.values() if line["rank"]), key=lambda line: -line["rank"])
+        print(
+            f"The accounts journal took {len(journal)} lines, one per account per run. Its attention table, worst"
+            f" first: " + ", ".join(f"{line['provider']}/{line['account']} ({line['level']})" for line in need)
+        )
         print("leadmagic/eu is failing transiently: a check_failed warning goes out after 3 failed runs in a row.\n")
         if then is not None:
             with captured():  # its AWS calls log like the functions'; what it says goes to stderr
