@@ -36,7 +36,6 @@ from bench.bill import Emissions, item_size, read_units, write_units
 from creditwatch import monitor, secret_store
 from creditwatch.forecast import PoolWindow, advance
 from creditwatch.observability import logger
-from creditwatch.repository import Repository
 from sandbox.harness import FAKE_AWS_ENV, LambdaContext, Stack, template
 from sandbox.simulator import ProviderSimulator, Reply
 
@@ -114,7 +113,7 @@ def run(size: int, base_url: str) -> dict[str, Any]:
         )
         calls: collections.Counter[str] = collections.Counter()
         monitor.aws.cache_clear()
-        clients = [monitor.aws()[0].meta.client, *monitor.aws()[1:], secret_store.fleet().client]
+        clients = [*monitor.aws(), secret_store.fleet().client]
         for client in clients:
             client.meta.events.register("before-call", lambda model, **_: calls.update([model.name]))
 
@@ -190,7 +189,7 @@ def declared(documents: list[dict[str, Any]]) -> set[tuple[str, str, tuple[tuple
 
 def seed_windows(stack: Stack, size: int, now: datetime) -> None:
     """Every account's window full, as the hourly runs before `now` would have left it."""
-    repository = Repository(stack.table, "leadmagic", retention_days=90)
+    repository = stack.repository("leadmagic")
     windows = {}
     for index in range(size):
         window = PoolWindow()
@@ -261,7 +260,7 @@ def bill(size: int, base_url: str) -> dict[str, Any]:
 
         monitor.aws.cache_clear()
         monitor.logs.cache_clear()
-        dynamodb = monitor.aws()[0].meta.client
+        dynamodb = monitor.aws()[0]
         dynamodb.meta.events.register("before-call.dynamodb", before)
         dynamodb.meta.events.register("before-call.dynamodb", count_keys)
         dynamodb.meta.events.register("after-call.dynamodb", after)

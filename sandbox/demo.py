@@ -19,7 +19,6 @@ from moto import mock_aws
 from creditwatch.forecast import forecast
 from creditwatch.notifier import credits
 from creditwatch.observability import logger
-from creditwatch.repository import Repository
 from sandbox.harness import FAKE_AWS_ENV, PROVIDERS, Stack
 from sandbox.simulator import ProviderSimulator, Reply, balance, prospect
 
@@ -128,7 +127,7 @@ def rows(stack: Stack) -> list[list[str]]:
         latest[(item["pk"], item["pool"])] = item
     table = []
     for provider, entries in accounts().items():
-        loaded, _ = Repository(stack.table, provider, retention_days=90).load([name for name, *_ in entries])
+        loaded, _ = stack.repository(provider).load([name for name, *_ in entries])
         for name, stored in loaded.items():
             state, windows = stored.state, stored.windows
             pools = [item for (pk, _), item in latest.items() if pk == f"{provider}#{name}"]

@@ -168,6 +168,7 @@ class Stack:
     def __init__(self, name: str = "creditwatch") -> None:
         self.name = name
         self.dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        self.client = boto3.client("dynamodb", region_name=REGION)  # low-level, as the functions' repository uses
         self.sns = boto3.client("sns", region_name=REGION)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.secrets = boto3.client("secretsmanager", region_name=REGION)
@@ -208,6 +209,10 @@ class Stack:
         ttl = properties["TimeToLiveSpecification"]
         self.dynamodb.meta.client.update_time_to_live(TableName=table.name, TimeToLiveSpecification=ttl)
         return table
+
+    def repository(self, provider: str, **options: Any) -> Repository:
+        """The functions' own repository over this stack's table."""
+        return Repository(self.client, self.table.name, provider, 90, **options)
 
     def secret_name(self, provider: str) -> str:
         return f"{self.name}/{provider}"
@@ -307,7 +312,7 @@ class Stack:
         """Store past balances as earlier runs would have: snapshots, top-ups and the recent
         window (`topped_up_at`: what the provider reported as its last top-up meanwhile)."""
         window = PoolWindow()
-        repository = Repository(self.table, provider, retention_days=90)
+        repository = self.repository(provider)
         for at, remaining in balances:
             window, topup = advance(window, remaining, topped_up_at, at, timedelta(hours=72))
             if topup is not None and topup.added is not None:

@@ -234,7 +234,7 @@ def reading(deployment: deployed.Deployment) -> Iterator[None]:
         yield
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            where = f"{deployment.table.name!r} in {deployment.region}"
+            where = f"{deployment.table!r} in {deployment.region}"
             raise UserError(f"the table {where} does not exist: check --stack, --table and --region") from None
         raise
 
@@ -395,16 +395,16 @@ def status(names: tuple[str, ...], as_json: bool, where: Where) -> int:
     rows = []
     with reading(deployment):
         for name in chosen:
-            accounts = deployed.accounts(deployment.table, name)
-            found = deployed.stored(deployment.table, name, accounts) if accounts else {}
-            silences = deployed.silences(deployment.table, name) if accounts else []
+            accounts = deployed.accounts(deployment, name)
+            found = deployed.stored(deployment, name, accounts) if accounts else {}
+            silences = deployed.silences(deployment, name) if accounts else []
             for account in accounts:
                 rows += _status_rows(name, account, found[account], silences, now)
     if as_json:
         output.as_json(rows)
         return checks.EXIT_OK
     if not rows:
-        click.echo(f"no accounts checked yet in {deployment.table.name} ({deployment.region})")
+        click.echo(f"no accounts checked yet in {deployment.table} ({deployment.region})")
         return checks.EXIT_OK
     columns = [
         "provider",
@@ -433,7 +433,7 @@ def status(names: tuple[str, ...], as_json: bool, where: Where) -> int:
         "silenced",
     ]
     shown = [[_status_cell(key, row[key]) for key in keys] for row in rows]
-    output.table(columns, shown, title=f"{deployment.stack or deployment.table.name} ({deployment.region})")
+    output.table(columns, shown, title=f"{deployment.stack or deployment.table} ({deployment.region})")
     return checks.EXIT_OK
 
 
@@ -533,11 +533,11 @@ def history(
     now = datetime.now(UTC).replace(microsecond=0)
     since = now - timedelta(days=days)
     with reading(deployment):
-        accounts = deployed.accounts(deployment.table, definition.name)
+        accounts = deployed.accounts(deployment, definition.name)
         if account is not None and account not in accounts:
             raise UserError(f"--account: no {definition.name} account {account[:64]!r} has been checked")
         chosen = _one(definition.name, accounts, account)
-        stored = deployed.stored(deployment.table, definition.name, [chosen])[chosen]
+        stored = deployed.stored(deployment, definition.name, [chosen])[chosen]
         pools = sorted(stored.windows) or sorted(stored.state.pools)
         if pool is not None and pool not in pools:
             raise UserError(f"--pool: {chosen} has no pool {pool[:40]!r} ({', '.join(pools) or 'none yet'})")
@@ -546,10 +546,10 @@ def history(
             if pool is None:
                 raise UserError(f"--plot draws one pool: pass --pool ({', '.join(pools)})")
         wanted = [pool] if pool else pools
-        series = {p: deployed.series(deployment.table, definition.name, chosen, p, since, now) for p in wanted}
+        series = {p: deployed.series(deployment, definition.name, chosen, p, since, now) for p in wanted}
         if plot is not None:
             assert pool is not None
-            topups = deployed.topups(deployment.table, definition.name, chosen, pool, since)
+            topups = deployed.topups(deployment, definition.name, chosen, pool, since)
     columns = ["observed_at", "pool", "remaining", "limit"]
     rows = [
         [iso(s.at), p, str(s.remaining), None if s.limit is None else str(s.limit)]
@@ -648,8 +648,8 @@ def silence_add(
         raise UserError(f"--who: 1-{MAX_WHO} printable characters")
     entry = Silence(account, pool, iso(ends), reason, who.strip(), keys)
     with reading(deployment):
-        replaced = deployed.put_silence(deployment.table, definition.name, entry)
-        known = account == "*" or account in deployed.accounts(deployment.table, definition.name)
+        replaced = deployed.put_silence(deployment, definition.name, entry)
+        known = account == "*" or account in deployed.accounts(deployment, definition.name)
     if not known:  # a typo silences nothing: say so, but keep it for an account still to come
         click.echo(f"note: no {definition.name} account {account!r} has been checked yet", err=True)
     verb = "replaced the silence" if replaced else "silenced"
@@ -679,7 +679,7 @@ def silence_list(names: tuple[str, ...], everything: bool, as_json: bool, where:
     rows = []
     with reading(deployment):
         for name in chosen:
-            for entry in deployed.silences(deployment.table, name):
+            for entry in deployed.silences(deployment, name):
                 active = entry.until > at
                 if active or everything:
                     rows.append({"provider": name, **entry._asdict(), "state": "active" if active else "ended"})
@@ -709,7 +709,7 @@ def silence_remove(name: str, account: str, pool: str, where: Where) -> int:
     _check_target(account, pool)
     deployment = where.connect()
     with reading(deployment):
-        deployed.delete_silence(deployment.table, definition.name, account, pool)
+        deployed.delete_silence(deployment, definition.name, account, pool)
     click.echo(f"removed the silence of {definition.name} account {account}, pool {pool}")
     return checks.EXIT_OK
 

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import boto3
-from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from creditwatch.domain import Silence, iso, parse_iso
-from creditwatch.repository import Repository, Stored, partition, query
+from creditwatch.repository import Repository, Stored, partition, query, typed
 from creditwatch_cli.errors import UserError
 
 ACCOUNTS_INDEX = "Accounts"
@@ -28,8 +27,12 @@ SILENCE_GRACE_DAYS = 7  # an ended silence stays listable this long, then expire
 class Deployment(NamedTuple):
     stack: str | None
     region: str
-    table: Any  # a boto3 DynamoDB Table
+    client: Any  # a low-level DynamoDB client, as the functions use
+    table: str  # the table's name
     parameters: dict[str, str]  # the stack's parameters (empty when --table named the table)
+
+    def repository(self, provider: str) -> Repository:
+        return Repository(self.client, self.table, provider, retention_days=90)
 
 
 def settings(config_file: Path, config_env: str) -> dict[str, str]:
@@ -65,7 +68,7 @@ def connect(
     if not session.region_name:
         raise UserError("no AWS region: pass --region, set AWS_REGION, or deploy with `sam deploy --guided`")
     if table:
-        return Deployment(stack, session.region_name, session.resource("dynamodb").Table(table), {})
+        return Deployment(stack, session.region_name, session.client("dynamodb"), table, {})
     if not stack:
         raise UserError("no stack: pass --stack or --table, or run from the folder with samconfig.toml")
     try:
@@ -79,27 +82,32 @@ def connect(
     if "BalancesTableName" not in outputs:
         raise UserError(f"stack {stack!r} has no BalancesTableName output: is it a creditwatch stack?")
     parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
-    return Deployment(
-        stack, session.region_name, session.resource("dynamodb").Table(outputs["BalancesTableName"]), parameters
-    )
+    client = session.client("dynamodb")
+    return Deployment(stack, session.region_name, client, outputs["BalancesTableName"], parameters)
 
 
-def accounts(table: Any, provider: str) -> list[str]:
+def accounts(deployment: Deployment, provider: str) -> list[str]:
     """The provider's accounts: those with an alert state, from the sparse Accounts index."""
-    condition = Key("fleet").eq(provider)
-    return [item["account"] for item in query(table, IndexName=ACCOUNTS_INDEX, KeyConditionExpression=condition)]
+    found = query(
+        deployment.client,
+        TableName=deployment.table,
+        IndexName=ACCOUNTS_INDEX,
+        KeyConditionExpression="fleet = :fleet",
+        ExpressionAttributeValues={":fleet": {"S": provider}},
+    )
+    return [item["account"] for item in found]
 
 
-def stored(table: Any, provider: str, names: list[str]) -> dict[str, Stored]:
+def stored(deployment: Deployment, provider: str, names: list[str]) -> dict[str, Stored]:
     """Each account's state and recent balances, in the functions' batched reads."""
-    found, unread = Repository(table, provider, retention_days=90).load(names)
+    found, unread = deployment.repository(provider).load(names)
     if unread:
         raise UserError(f"DynamoDB did not return the state of {len(unread)} {provider} account(s); try again")
     return found
 
 
-def silences(table: Any, provider: str) -> list[Silence]:
-    return Repository(table, provider, retention_days=90).silences()
+def silences(deployment: Deployment, provider: str) -> list[Silence]:
+    return deployment.repository(provider).silences()
 
 
 class Snapshot(NamedTuple):
@@ -115,46 +123,59 @@ class TopUp(NamedTuple):
     added: Decimal | None
 
 
-def series(table: Any, provider: str, account: str, pool: str, since: datetime, until: datetime) -> list[Snapshot]:
+def _items(deployment: Deployment, condition: str, **values: str) -> list[dict[str, Any]]:
+    """The items of one partition's Query, as Python values."""
+    request = {
+        "TableName": deployment.table,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": {f":{name}": {"S": value} for name, value in values.items()},
+    }
+    return list(query(deployment.client, **request))
+
+
+def series(
+    deployment: Deployment, provider: str, account: str, pool: str, since: datetime, until: datetime
+) -> list[Snapshot]:
     """One pool's balances between two times: one Query over its snapshots."""
     low, high = (f"SNAP#{pool}#{iso(moment)}" for moment in (since, until))
-    condition = Key("pk").eq(partition(provider, account)) & Key("sk").between(low, high)
-    return [
-        Snapshot(parse_iso(item["observed_at"]), Decimal(item["remaining"]), item.get("limit"))
-        for item in query(table, KeyConditionExpression=condition)
-    ]
+    found = _items(
+        deployment, "pk = :pk AND sk BETWEEN :low AND :high", pk=partition(provider, account), low=low, high=high
+    )
+    return [Snapshot(parse_iso(item["observed_at"]), Decimal(item["remaining"]), item.get("limit")) for item in found]
 
 
-def topups(table: Any, provider: str, account: str, pool: str, since: datetime) -> list[TopUp]:
+def topups(deployment: Deployment, provider: str, account: str, pool: str, since: datetime) -> list[TopUp]:
     """One pool's recorded top-ups since a time: one Query."""
-    condition = Key("pk").eq(partition(provider, account)) & Key("sk").begins_with(f"TOPUP#{pool}#")
-    found = [
-        TopUp(parse_iso(item["observed_at"]), item["previous"], item["balance"], item.get("added"))
-        for item in query(table, KeyConditionExpression=condition)
+    found = _items(
+        deployment, "pk = :pk AND begins_with(sk, :topup)", pk=partition(provider, account), topup=f"TOPUP#{pool}#"
+    )
+    recorded = [
+        TopUp(parse_iso(item["observed_at"]), item["previous"], item["balance"], item.get("added")) for item in found
     ]
-    return [topup for topup in found if topup.at >= since]
+    return [topup for topup in recorded if topup.at >= since]
 
 
-def silence_key(provider: str, account: str, pool: str) -> dict[str, str]:
-    return {"pk": partition(provider, ""), "sk": f"SILENCE#{account}#{pool}"}
+def silence_key(provider: str, account: str, pool: str) -> dict[str, Any]:
+    return {"pk": {"S": partition(provider, "")}, "sk": {"S": f"SILENCE#{account}#{pool}"}}
 
 
-def put_silence(table: Any, provider: str, silence: Silence) -> bool:
+def put_silence(deployment: Deployment, provider: str, silence: Silence) -> bool:
     """Write a silence; True when it replaced one for the same account and pool."""
     expires = parse_iso(silence.until).timestamp() + SILENCE_GRACE_DAYS * 86400
-    item = {
-        **silence_key(provider, silence.account, silence.pool),
-        **silence._asdict(),
-        "expires_at": int(expires),
-    }
-    previous = table.put_item(Item=item, ReturnValues="ALL_OLD").get("Attributes")
-    return previous is not None
+    attributes = {**silence._asdict(), "expires_at": int(expires)}
+    item = silence_key(provider, silence.account, silence.pool) | {k: typed(v) for k, v in attributes.items()}
+    previous = deployment.client.put_item(TableName=deployment.table, Item=item, ReturnValues="ALL_OLD")
+    return "Attributes" in previous
 
 
-def delete_silence(table: Any, provider: str, account: str, pool: str) -> None:
+def delete_silence(deployment: Deployment, provider: str, account: str, pool: str) -> None:
     """Remove a silence; UserError when there is none for that account and pool."""
     try:
-        table.delete_item(Key=silence_key(provider, account, pool), ConditionExpression=Attr("pk").exists())
+        deployment.client.delete_item(
+            TableName=deployment.table,
+            Key=silence_key(provider, account, pool),
+            ConditionExpression="attribute_exists(pk)",
+        )
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             raise UserError(f"no silence for {provider} account {account!r}, pool {pool!r}") from None

@@ -194,7 +194,7 @@ def test_a_stale_duplicate_run_loses_the_conditional_write_and_sends_nothing(lea
     """The same schedule delivered twice: the second run read the state before the first wrote it."""
     env = stack.environment("leadmagic", simulator.base_url)
     simulator.script("leadmagic", KEY, balance("leadmagic", 50))
-    stale = repository.Repository(stack.table, "leadmagic", 90).load(["default"])
+    stale = stack.repository("leadmagic").load(["default"])
 
     stack.invoke("leadmagic", env)
     monkeypatch.setattr(repository.Repository, "load", lambda self, accounts: stale)

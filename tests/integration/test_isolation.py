@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from creditwatch import monitor
 from creditwatch.domain import Balance
 from creditwatch.monitor import RunIncomplete
-from creditwatch.repository import BACKOFF_BASE, BACKOFF_MAX, UNPROCESSED_ROUNDS, Repository, Snapshot
+from creditwatch.repository import BACKOFF_BASE, BACKOFF_MAX, UNPROCESSED_ROUNDS, Snapshot
 from sandbox.harness import Stack
 from sandbox.simulator import ProviderSimulator, balance
 
@@ -31,7 +31,7 @@ class Recorder:
 
 
 def test_unprocessed_writes_back_off_then_name_the_accounts(stack: Stack, monkeypatch):
-    repo = Repository(stack.table, "leadmagic", 90, sleep=(pauses := Recorder()))
+    repo = stack.repository("leadmagic", sleep=(pauses := Recorder()))
     calls = []
 
     def nothing_processed(RequestItems):  # noqa: N803 (boto3's name)
@@ -51,7 +51,7 @@ def test_unprocessed_writes_back_off_then_name_the_accounts(stack: Stack, monkey
 
 
 def test_unprocessed_items_are_given_up_at_the_deadline(stack: Stack, monkeypatch):
-    repo = Repository(stack.table, "leadmagic", 90, deadline=time.monotonic(), sleep=(pauses := Recorder()))
+    repo = stack.repository("leadmagic", deadline=time.monotonic(), sleep=(pauses := Recorder()))
     calls = []
 
     def nothing_read(RequestItems):  # noqa: N803 (boto3's name)
@@ -67,17 +67,17 @@ def test_unprocessed_items_are_given_up_at_the_deadline(stack: Stack, monkeypatc
 
 
 def test_a_refused_batch_is_written_item_by_item_and_loses_only_the_bad_item(stack: Stack, monkeypatch):
-    repo = Repository(stack.table, "leadmagic", 90)
+    repo = stack.repository("leadmagic")
     refusal = ClientError({"Error": {"Code": "ValidationException", "Message": "item too large"}}, "BatchWriteItem")
-    real_put = stack.table.put_item
+    real_put = repo.client.put_item
 
     def put_item(Item, **kwargs):  # noqa: N803 (boto3's name)
-        if Item["account"] == "poison":
+        if Item["account"]["S"] == "poison":
             raise refusal
         return real_put(Item=Item, **kwargs)
 
     monkeypatch.setattr(repo.client, "batch_write_item", lambda **_: (_ for _ in ()).throw(refusal))
-    monkeypatch.setattr(stack.table, "put_item", put_item)
+    monkeypatch.setattr(repo.client, "put_item", put_item)
     from datetime import UTC, datetime
 
     accounts = ["a", "poison", "b"]
@@ -187,7 +187,7 @@ def test_an_invalid_entry_alerts_naming_its_field_and_the_rest_of_the_secret_run
 def test_state_that_cannot_be_read_leaves_those_accounts_for_the_next_run(stack: Stack, three, monkeypatch):
     refusal = ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "BatchGetItem")
     with monkeypatch.context() as patched:
-        patched.setattr(monitor.aws()[0].meta.client, "batch_get_item", lambda **_: (_ for _ in ()).throw(refusal))
+        patched.setattr(monitor.aws()[0], "batch_get_item", lambda **_: (_ for _ in ()).throw(refusal))
         with pytest.raises(RunIncomplete, match="not read"):
             stack.invoke("leadmagic", three)
     assert stack.alerts() == []

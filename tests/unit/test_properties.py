@@ -9,7 +9,6 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
@@ -33,11 +32,12 @@ NOW = datetime(2026, 11, 22, 10, tzinfo=UTC)
 POLICY = Policy(Thresholds(Threshold(Decimal(1000)), Threshold(Decimal(100))))
 CLOUDWATCH_MAX = 2.0**360  # PutMetricData refuses values outside ±2^360, and non-zero ones inside ±2^-360
 serializer, deserializer = TypeSerializer(), TypeDeserializer()
-repository = Repository(SimpleNamespace(meta=SimpleNamespace(client=None), name="t"), "p", 90)
+repository = Repository(None, "t", "p", 90)
 
 
 def storable_item(item: dict) -> None:
-    assert deserializer.deserialize(serializer.serialize(item)) == item
+    """An item in DynamoDB's typed form that DynamoDB's own rules read back as written."""
+    assert serializer.serialize(deserializer.deserialize({"M": item})) == {"M": item}
 
 
 def history(remaining: Decimal) -> dict[str, PoolWindow]:
@@ -64,7 +64,7 @@ def test_any_body_is_a_storable_renderable_balance_or_a_transient_failure(name, 
         storable_item(repository._snapshot_item(Snapshot("acct", report.balance, evaluation.observed_at)))
         for value in pool_metrics(report).values():
             assert value[1] == 0 or 1 / CLOUDWATCH_MAX < abs(value[1]) < CLOUDWATCH_MAX
-    storable_item(repository._window_item("acct", evaluation.windows, evaluation.observed_at, 0))
+    storable_item(repository._window_item("acct", evaluation.windows, {"S": evaluation.observed_at}, {"N": "0"}))
     for alert in evaluation.alerts:
         message = render(alert, provider)
         assert len(message.subject) <= SUBJECT_LIMIT

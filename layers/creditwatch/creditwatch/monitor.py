@@ -36,6 +36,7 @@ import boto3
 import urllib3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from creditwatch import fleet, providers
@@ -103,8 +104,11 @@ UNITS = {
 
 @cache
 def aws() -> tuple[Any, Any, Any, Any]:
-    """Clients made once per execution environment and reused by warm invocations."""
-    return boto3.resource("dynamodb"), boto3.client("sns"), boto3.client("sqs"), boto3.client("events")
+    """Clients made once per execution environment and reused by warm invocations. DynamoDB's
+    is low-level and skips botocore's parameter validation: the repository builds every
+    request itself, in DynamoDB's typed form."""
+    dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    return dynamodb, boto3.client("sns"), boto3.client("sqs"), boto3.client("events")
 
 
 @cache
@@ -202,7 +206,7 @@ def new_run(settings: Settings, context: LambdaContext, series_budget: int) -> R
     return Run(
         provider=provider,
         settings=settings,
-        repository=Repository(dynamodb.Table(settings.table_name), provider.name, settings.retention_days, deadline),
+        repository=Repository(dynamodb, settings.table_name, provider.name, settings.retention_days, deadline),
         notifier=Notifier(sns, settings.topic_arn, provider, events, settings.event_bus),
         session=new_session(deadline, settings.max_concurrency, provider.key_interval),
         deadline=deadline,

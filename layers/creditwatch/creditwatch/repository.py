@@ -4,7 +4,8 @@ Keys (one table):
     pk = "<provider>#<account>"
     sk = "STATE"                        the account's alert state, versioned, with its outbox:
                                         the alerts claimed but not yet confirmed sent
-    sk = "WINDOW"                       the last BURN_WINDOW_HOURS of balances per pool, for
+    sk = "WINDOW"                       the last BURN_WINDOW_HOURS of balances per pool, packed
+                                        into one text attribute a pool (see `pack`), for
                                         forecasts, and when the account was last checked
     sk = "SNAP#<pool>#<observed_at>"    one balance snapshot
     sk = "TOPUP#<pool>#<previous_at>"   one detected top-up, named by the observation before it,
@@ -25,6 +26,12 @@ outbox is not empty, and one PutItem of its cursor when it could not check every
 Items DynamoDB leaves unprocessed are sent again with back-off until the run's deadline; a
 batch DynamoDB refuses is written item by item, so one bad item costs only its own account.
 Every item but STATE expires by TTL (`expires_at`) after RETENTION_DAYS.
+
+Requests go through a low-level client without parameter validation, with items in DynamoDB's
+own typed form, built and read here: a run's cost is then a few typed values an account, not
+boto3's copy and walk of every value through its resource layer. A window is one attribute a
+pool; a window item in the earlier form (a list of [time, balance, segment] a point) is read
+as well, and rewritten in the packed form by the account's next run.
 """
 
 from __future__ import annotations
@@ -32,11 +39,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from creditwatch.domain import EMPTY, AccountState, Balance, Level, PoolState, Silence, iso, parse_iso
@@ -55,6 +62,7 @@ WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueErr
 
 Windows = Mapping[str, PoolWindow]
 MESSAGE_FIELDS = Message._fields  # an outbox entry is a Message, its lease and its channels left
+typed, plain = TypeSerializer().serialize, TypeDeserializer().deserialize  # rare items: state, silences
 
 
 class StateConflict(Exception):
@@ -96,27 +104,59 @@ def partition(provider: str, account: str) -> str:
     return f"{provider}#{account}"
 
 
-def query(table: Any, **request: Any) -> Iterator[dict[str, Any]]:
-    """Every item of one Query, page by page (DynamoDB ends a page at 1 MB)."""
+def query(client: Any, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of one Query, page by page (DynamoDB ends a page at 1 MB), as Python values."""
     while True:
-        page = table.query(**request)
-        yield from page["Items"]
+        page = client.query(**request)
+        for item in page["Items"]:
+            yield {name: plain(value) for name, value in item.items()}
         if "LastEvaluatedKey" not in page:
             return
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def pack(points: Sequence[Point]) -> str:
+    """A window's points as text, `;` between points, each `seconds,balance[,segment]`:
+    seconds since the point before (the first: since the epoch), left out when the same as the
+    last step; the balance as the provider gave it; the segment only where it changes. Needs
+    no date parser, and 72 hourly points fit one write unit with the rest of the item."""
+    parts, at, step, segment = [], 0, None, 0
+    for point in points:
+        seconds = int(point.at.timestamp())
+        gap = seconds - at
+        text = f"{'' if gap == step else gap},{point.remaining}"
+        parts.append(text if point.segment == segment else f"{text},{point.segment}")
+        at, step, segment = seconds, gap, point.segment
+    return ";".join(parts)
+
+
+def unpack(text: str) -> tuple[Point, ...]:
+    points, at, step, segment = [], 0, 0, 0
+    for part in text.split(";") if text else ():
+        fields = part.split(",")
+        if fields[0]:
+            step = int(fields[0])
+        at += step
+        if len(fields) > 2:
+            segment = int(fields[2])
+        points.append(Point(datetime.fromtimestamp(at, UTC), Decimal(fields[1]), segment))
+    return tuple(points)
+
+
 class Repository:
     def __init__(
         self,
-        table: Any,
+        client: Any,
+        table: str,
         provider: str,
         retention_days: int,
         deadline: float = float("inf"),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`client` is a low-level DynamoDB client (creditwatch.monitor.aws makes one without
+        parameter validation); `table` the table's name."""
+        self.client = client
         self.table = table
-        self.client = table.meta.client
         self.provider = provider
         self.retention = timedelta(days=retention_days)
         self.deadline = deadline  # time.monotonic() after which unprocessed items are given up
@@ -125,21 +165,21 @@ class Repository:
     def load(self, accounts: Sequence[str]) -> tuple[dict[str, Stored], list[str]]:
         """Every account's state, outbox and recent balances, in batched, strongly consistent
         reads. Accounts whose batch could not be read are returned apart, for the next run."""
-        keys = [{"pk": partition(self.provider, a), "sk": sk} for a in accounts for sk in (STATE, WINDOW)]
+        keys = [{"pk": {"S": partition(self.provider, a)}, "sk": {"S": sk}} for a in accounts for sk in (STATE, WINDOW)]
         items: dict[tuple[str, str], dict[str, Any]] = {}
         unread: set[str] = set()
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             chunk = keys[start : start + BATCH_GET_LIMIT]
-            request: dict[str, Any] = {self.table.name: {"Keys": chunk, "ConsistentRead": True}}
+            request: dict[str, Any] = {self.table: {"Keys": chunk, "ConsistentRead": True}}
             try:
                 for response in self._rounds(self.client.batch_get_item, request, "UnprocessedKeys"):
-                    for item in response["Responses"].get(self.table.name, []):
-                        items[(item["account"], item["sk"])] = item
+                    for item in response["Responses"].get(self.table, []):
+                        items[(item["account"]["S"], item["sk"]["S"])] = item
                     request = response.get("UnprocessedKeys") or {}
             except (BotoCoreError, ClientError):
-                request = {self.table.name: {"Keys": chunk}}
-            for key in request.get(self.table.name, {}).get("Keys", []):
-                unread.add(key["pk"].split("#", 1)[1])
+                request = {self.table: {"Keys": chunk}}
+            for key in request.get(self.table, {}).get("Keys", []):
+                unread.add(key["pk"]["S"].split("#", 1)[1])
         readable = {
             account: _stored(items.get((account, STATE)), items.get((account, WINDOW)))
             for account in accounts
@@ -151,10 +191,11 @@ class Repository:
         """Snapshots and windows (one per checked account), in batched writes.
 
         Returns the accounts some of whose items could not be written."""
-        expires_at = int((now + self.retention).timestamp())
-        items = [
-            *((s.account, self._snapshot_item(s)) for s in snapshots),
-            *((account, self._window_item(account, pools, iso(now), expires_at)) for account, pools in windows.items()),
+        expires_at = {"N": str(int((now + self.retention).timestamp()))}
+        checked_at = {"S": iso(now)}
+        items = [(s.account, self._snapshot_item(s)) for s in snapshots]
+        items += [
+            (account, self._window_item(account, pools, checked_at, expires_at)) for account, pools in windows.items()
         ]
         failed: set[str] = set()
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
@@ -164,20 +205,19 @@ class Repository:
     def save_topup(self, record: TopUpRecord) -> bool:
         """Record a top-up once: False if another run (a duplicate of this one) already did.
         The item is named by the observation before the top-up, which duplicates share."""
-        try:
-            self.table.put_item(Item=self._topup_item(record), ConditionExpression=Attr("pk").not_exists())
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._put(self._topup_item(record), "attribute_not_exists(pk)")
 
     def silences(self) -> list[Silence]:
         """The provider's silences (`pk = "<provider>#"`, `sk = "SILENCE#..."`), one Query. An
         item that is not a valid silence silences nothing: it is logged and skipped."""
-        condition = Key("pk").eq(partition(self.provider, "")) & Key("sk").begins_with("SILENCE#")
+        request = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :silence)",
+            "ExpressionAttributeValues": {":pk": {"S": partition(self.provider, "")}, ":silence": {"S": "SILENCE#"}},
+            "ConsistentRead": True,
+        }
         found = []
-        for item in query(self.table, KeyConditionExpression=condition, ConsistentRead=True):
+        for item in query(self.client, **request):
             try:
                 silence = Silence(
                     account=_text(item["account"]),
@@ -197,13 +237,13 @@ class Repository:
         """The account the last run over the set named `key` could not check first, if any.
         Unreadable is the same as none: the run starts at the beginning."""
         try:
-            item = self.table.get_item(Key=self._provider_key(f"CURSOR#{key}")).get("Item")
+            item = self.client.get_item(TableName=self.table, Key=self._provider_key(f"CURSOR#{key}")).get("Item")
         except (BotoCoreError, ClientError):
             return None
-        return str(item["next"]) if item else None
+        return str(plain(item["next"])) if item and "next" in item else None
 
     def save_cursor(self, key: str, account: str) -> None:
-        self.table.put_item(Item={**self._provider_key(f"CURSOR#{key}"), "next": account})
+        self.client.put_item(TableName=self.table, Item={**self._provider_key(f"CURSOR#{key}"), "next": {"S": account}})
 
     def save_state(
         self, account: str, expected: int, state: AccountState, outbox: Sequence[Pending], now: datetime
@@ -211,16 +251,27 @@ class Repository:
         """Write state and outbox only if the stored version is still `expected`; raise
         StateConflict if not. Returns the version written."""
         version = expected + 1
-        condition = Attr("pk").not_exists() if expected == 0 else Attr("version").eq(expected)
+        item = self._state_item(account, version, state, outbox, now)
+        if expected == 0:
+            written = self._put(item, "attribute_not_exists(pk)")
+        else:
+            written = self._put(item, "version = :expected", {":expected": {"N": str(expected)}})
+        if not written:
+            raise StateConflict(account)
+        return version
+
+    def _put(self, item: dict[str, Any], condition: str, values: dict[str, Any] | None = None) -> bool:
+        """A conditional PutItem: False when the condition did not hold."""
+        request: dict[str, Any] = {"TableName": self.table, "Item": item, "ConditionExpression": condition}
+        if values:
+            request["ExpressionAttributeValues"] = values
         try:
-            self.table.put_item(
-                Item=self._state_item(account, version, state, outbox, now), ConditionExpression=condition
-            )
+            self.client.put_item(**request)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise StateConflict(account) from None
+                return False
             raise
-        return version
+        return True
 
     def _rounds(self, call: Callable[..., dict[str, Any]], request: dict[str, Any], leftover: str) -> Iterable[Any]:
         """Call with `request`, then with whatever DynamoDB left unprocessed, backing off between
@@ -237,36 +288,40 @@ class Repository:
             self.sleep(delay)
 
     def _write_batch(self, batch: list[tuple[str, dict[str, Any]]]) -> set[str]:
-        request: dict[str, Any] = {self.table.name: [{"PutRequest": {"Item": item}} for _, item in batch]}
+        request: dict[str, Any] = {self.table: [{"PutRequest": {"Item": item}} for _, item in batch]}
         try:
             for response in self._rounds(self.client.batch_write_item, request, "UnprocessedItems"):
                 request = response.get("UnprocessedItems") or {}
         except WRITE_ERRORS:
             return self._write_each(batch)
-        return {put["PutRequest"]["Item"]["account"] for put in request.get(self.table.name, [])}
+        return {put["PutRequest"]["Item"]["account"]["S"] for put in request.get(self.table, [])}
 
     def _write_each(self, batch: list[tuple[str, dict[str, Any]]]) -> set[str]:
         """A refused batch, item by item: only the accounts whose own item fails are lost."""
         failed = set()
         for account, item in batch:
             try:
-                self.table.put_item(Item=item)
+                self.client.put_item(TableName=self.table, Item=item)
             except WRITE_ERRORS:
                 failed.add(account)
         return failed
 
     def _provider_key(self, sk: str) -> dict[str, Any]:
         """An item about the provider as a whole (a cursor, a silence): no account in its pk."""
-        return {"pk": partition(self.provider, ""), "sk": sk}
+        return {"pk": {"S": partition(self.provider, "")}, "sk": {"S": sk}}
 
     def _key(self, account: str, sk: str) -> dict[str, Any]:
-        return {"pk": partition(self.provider, account), "sk": sk, "provider": self.provider, "account": account}
+        return {
+            "pk": {"S": partition(self.provider, account)},
+            "sk": {"S": sk},
+            "provider": {"S": self.provider},
+            "account": {"S": account},
+        }
 
     def _state_item(
         self, account: str, version: int, state: AccountState, outbox: Sequence[Pending], now: datetime
     ) -> dict[str, Any]:
-        return {
-            **self._key(account, STATE),
+        attributes = {
             "fleet": self.provider,  # the Accounts index's key: only STATE items carry it
             "version": version,
             "check": str(state.check),
@@ -288,48 +343,54 @@ class Repository:
             ],
             "updated_at": iso(now),
         }
+        return {**self._key(account, STATE), **{name: typed(value) for name, value in attributes.items()}}
 
-    def _window_item(self, account: str, pools: Windows, checked_at: str, expires_at: int) -> dict[str, Any]:
-        return {
-            **self._key(account, WINDOW),
-            "pools": {
-                name: {
-                    "points": [[iso(p.at), p.remaining, p.segment] for p in window.points],
-                    "full_tank": window.full_tank,
-                    "topped_up_at": window.topped_up_at,
-                    "last_topup_at": iso(window.last_topup_at) if window.last_topup_at else None,
-                }
-                for name, window in pools.items()
-            },
-            "checked_at": checked_at,
-            "expires_at": expires_at,
-        }
+    def _window_item(
+        self, account: str, pools: Windows, checked_at: dict[str, str], expires_at: dict[str, str]
+    ) -> dict[str, Any]:
+        packed = {}
+        for name, window in pools.items():
+            pool: dict[str, Any] = {"p": {"S": pack(window.points)}}
+            if window.full_tank is not None:
+                pool["full_tank"] = {"N": str(window.full_tank)}
+            if window.topped_up_at is not None:
+                pool["topped_up_at"] = {"S": window.topped_up_at}
+            if window.last_topup_at is not None:
+                pool["last_topup_at"] = {"S": iso(window.last_topup_at)}
+            packed[name] = {"M": pool}
+        item = self._key(account, WINDOW)
+        return item | {"pools": {"M": packed}, "checked_at": checked_at, "expires_at": expires_at}
 
-    def _expiry(self, observed_at: str) -> int:
-        return int((parse_iso(observed_at) + self.retention).timestamp())
+    def _expiry(self, observed_at: str) -> dict[str, str]:
+        return {"N": str(int((parse_iso(observed_at) + self.retention).timestamp()))}
 
     def _snapshot_item(self, snapshot: Snapshot) -> dict[str, Any]:
         balance = snapshot.balance
         item = {
             **self._key(snapshot.account, f"SNAP#{balance.pool}#{snapshot.observed_at}"),
-            "pool": balance.pool,
-            "remaining": balance.remaining,
-            "observed_at": snapshot.observed_at,
+            "pool": {"S": balance.pool},
+            "remaining": {"N": str(balance.remaining)},
+            "observed_at": {"S": snapshot.observed_at},
             "expires_at": self._expiry(snapshot.observed_at),
         }
-        optional = {"limit": balance.limit, "used": balance.used, "topped_up_at": balance.topped_up_at}
-        return item | {name: value for name, value in optional.items() if value is not None}
+        if balance.limit is not None:
+            item["limit"] = {"N": str(balance.limit)}
+        if balance.used is not None:
+            item["used"] = {"N": str(balance.used)}
+        if balance.topped_up_at is not None:
+            item["topped_up_at"] = {"S": balance.topped_up_at}
+        return item
 
     def _topup_item(self, record: TopUpRecord) -> dict[str, Any]:
         item = {
             **self._key(record.account, f"TOPUP#{record.pool}#{iso(record.topup.previous_at)}"),
-            "pool": record.pool,
-            "previous": record.topup.previous,
-            "balance": record.topup.remaining,
-            "observed_at": record.observed_at,
+            "pool": {"S": record.pool},
+            "previous": {"N": str(record.topup.previous)},
+            "balance": {"N": str(record.topup.remaining)},
+            "observed_at": {"S": record.observed_at},
             "expires_at": self._expiry(record.observed_at),
         }
-        return item if record.topup.added is None else item | {"added": record.topup.added}
+        return item if record.topup.added is None else item | {"added": {"N": str(record.topup.added)}}
 
 
 def _text(value: object) -> str:
@@ -343,11 +404,13 @@ def _level(name: object) -> Level:
 
 
 def _stored(state: dict[str, Any] | None, window: dict[str, Any] | None) -> Stored:
+    """An account's STATE and WINDOW items, as DynamoDB returned them (typed)."""
+    values = None if state is None else {name: plain(value) for name, value in state.items()}
     return Stored(
-        state=_state(state),
+        state=_state(values),
         windows=_windows(window),
-        outbox=tuple(_pending(entry) for entry in (state or {}).get("outbox", [])),
-        indexed=state is None or "fleet" in state,
+        outbox=tuple(_pending(entry) for entry in (values or {}).get("outbox", [])),
+        indexed=values is None or "fleet" in values,
     )
 
 
@@ -380,16 +443,24 @@ def _pending(entry: dict[str, Any]) -> Pending:
 
 
 def _windows(item: dict[str, Any] | None) -> dict[str, PoolWindow]:
+    """The pools' windows of a typed WINDOW item, packed (`p`) or in the earlier form (`points`,
+    a list of [ISO time, balance, segment]), which the account's next run rewrites packed."""
     if item is None:
         return {}
-    return {
-        name: PoolWindow(
-            points=tuple(
-                Point(parse_iso(at), Decimal(remaining), int(segment)) for at, remaining, segment in pool["points"]
-            ),
-            full_tank=pool.get("full_tank"),
-            topped_up_at=pool.get("topped_up_at"),
-            last_topup_at=parse_iso(pool["last_topup_at"]) if pool.get("last_topup_at") else None,
+    windows = {}
+    for name, typed_pool in item.get("pools", {}).get("M", {}).items():
+        pool = typed_pool["M"]
+        if "p" in pool:
+            points = unpack(pool["p"]["S"])
+        else:
+            points = tuple(
+                Point(parse_iso(at), Decimal(remaining), int(segment))
+                for at, remaining, segment in plain(pool.get("points", {"L": []}))
+            )
+        windows[name] = PoolWindow(
+            points=points,
+            full_tank=Decimal(pool["full_tank"]["N"]) if "N" in pool.get("full_tank", {}) else None,
+            topped_up_at=pool["topped_up_at"]["S"] if "S" in pool.get("topped_up_at", {}) else None,
+            last_topup_at=parse_iso(pool["last_topup_at"]["S"]) if "S" in pool.get("last_topup_at", {}) else None,
         )
-        for name, pool in item.get("pools", {}).items()
-    }
+    return windows
