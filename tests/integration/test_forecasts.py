@@ -179,3 +179,28 @@ def test_a_runaway_burn_is_a_burn_spike_alert_event_and_metric(stack, simulator,
 
     stack.invoke("leadmagic", env)
     assert len(stack.alerts()) == 1  # still a spike: alerted once
+
+
+def test_a_window_in_the_earlier_form_is_read_and_rewritten_packed_without_loss(stack, simulator, capsys):
+    # The same 48 hours as above, stored as a window item was before the packed form: a list
+    # of [ISO time, balance, segment] per point, with a fractional balance and a top-up.
+    history = [(hours_ago(48 - h), Decimal(54_000 - 500 * h) + Decimal("0.25")) for h in range(48)]
+    stack.seed_history("leadmagic", "default", history)
+    (window,) = [item for item in stack.items() if item["sk"] == "WINDOW"]
+    earlier = [[iso(at), str(remaining), 0] for at, remaining in history]
+    pool = {"points": earlier, "full_tank": window["pools"]["credits"]["full_tank"]}
+    stack.table.put_item(Item={**window, "pools": {"credits": pool}})
+    env = setup(stack, simulator, 30_000)
+
+    stack.invoke("leadmagic", env)
+
+    (alert,) = stack.alerts()
+    assert kinds([alert]) == [("depletion_forecast", "warning")]  # the earlier points were read
+    assert "Based on:    49 balances over 48." in alert["Message"]
+    (window,) = [item for item in stack.items() if item["sk"] == "WINDOW"]
+    rewritten = window["pools"]["credits"]
+    assert "points" not in rewritten
+    (points,) = stack.repository("leadmagic").load(["default"])[0]["default"].windows.values()
+    kept = [(iso(p.at), str(p.remaining)) for p in points.points]
+    assert kept[:-1] == [(at, remaining) for at, remaining, _ in earlier]  # every point, exactly
+    assert kept[-1][1] == "30000"
