@@ -42,6 +42,9 @@ BILL_LIMIT = 30.0  # dollars a month at the largest
 WALL_RATIO = 1.5  # wall <= this x ceil(N / MAX_CONCURRENCY) x latency ...
 RATIO_AT = (200, 1000)  # ... at these fleet sizes, within one 60 s invocation
 PEAK_MIB = 200.0  # the benchmark process's peak RSS at 5000 accounts (moto's tables included)
+CPU_AT = 100  # accounts in the steady-state CPU run (bench.cpu)
+CPU_RATIO = 1.5  # steady-state CPU per account <= this x the floor measured beside it
+MEMORY_MB, VCPU_MB = 256, 1769  # the template's MemorySize; Lambda gives one vCPU at 1,769 MB
 IMPORT_RATIO = 1.3  # built handler import <= this x `import boto3`
 IMPORT_SAMPLES = 15
 TARGETS = {
@@ -109,11 +112,13 @@ def cold_imports() -> tuple[float, float] | None:
 
 
 def fleets(scenario: str, sizes: tuple[int, ...]) -> list[dict[str, object]]:
-    """bench.fleet's figures for each size, each in a process of its own."""
+    """bench.fleet's figures for each size (bench.cpu's for the scenario `cpu`), each in a
+    process of its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "creditwatch")}
     figures = []
     for size in sizes:
-        command = [sys.executable, "-m", "bench.fleet", scenario, str(size)]
+        module = ["bench.cpu"] if scenario == "cpu" else ["bench.fleet", scenario]
+        command = [sys.executable, "-m", *module, str(size)]
         result = subprocess.run(command, capture_output=True, text=True, check=True, env=env, cwd=ROOT)  # noqa: S603
         figures.append(json.loads(result.stdout.splitlines()[-1]))
     return figures
@@ -146,6 +151,27 @@ def print_bills(verdict: Callable[[bool], str]) -> None:
     totals = [sum(bill.values()) for bill in bills_]
     print(f"  {'total a month':<34}" + "".join(f"{'$' + format(t, ',.2f'):>14}" for t in totals))
     print(f"  target: at most ${BILL_LIMIT:g} a month at {BILLS[-1]:,} accounts   {verdict(totals[-1] <= BILL_LIMIT)}")
+
+
+def print_cpu(verdict: Callable[[bool], str]) -> None:
+    """bench.cpu's steady state: a full window, AWS out of process, beside the floor."""
+    (row,) = fleets("cpu", (CPU_AT,))
+    cpu_ms, floor_ms = float(row["cpu_ms"]), float(row["floor_ms"])  # type: ignore[arg-type]
+    ratio, share = cpu_ms / floor_ms, MEMORY_MB / VCPU_MB
+    wall_ms = cpu_ms / share  # CPU-bound at this share: wall per account
+    reach = {
+        latency: int(fleet.FUNCTION_TIMEOUT_S * 1000 / max(wall_ms, latency * 1000 / fleet.MAX_CONCURRENCY))
+        for latency in (0.1, 0.3)
+    }
+    print(
+        f"\n  CPU per account, steady state ({row['runs']} hourly runs, full window, AWS out of process):"
+        f" {cpu_ms:.2f} ms on a full core, floor {floor_ms:.2f} ms, ratio {ratio:.2f} (<= {CPU_RATIO})"
+        f"   {verdict(ratio <= CPU_RATIO)}"
+    )
+    print(
+        f"  at {MEMORY_MB} MB ({share:.3f} vCPU): {wall_ms:.1f} ms of wall an account; one {fleet.FUNCTION_TIMEOUT_S} s"
+        f" invocation reaches about {reach[0.1]:,} accounts at 100 ms, {reach[0.3]:,} at 300 ms"
+    )
 
 
 def evaluations_per_second() -> float:
@@ -235,6 +261,7 @@ def main() -> int:
         " no PutItem in a steady run"
     )
 
+    print_cpu(verdict)
     print_bills(verdict)
 
     imports = cold_imports()
