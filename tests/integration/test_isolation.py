@@ -196,3 +196,16 @@ def test_state_that_cannot_be_read_leaves_those_accounts_for_the_next_run(stack:
 
     assert result["unchecked"] == 0
     assert len(stack.alerts()) == 3
+
+
+def test_a_stored_item_that_cannot_be_decoded_leaves_only_its_account_unchecked(stack: Stack, three):
+    stack.invoke("leadmagic", three)
+    assert len(stack.alerts()) == 3
+    window = next(i for i in stack.items() if i["sk"] == "WINDOW" and i["account"] == "second")
+    stack.table.put_item(Item={**window, "pools": {"credits": {"p": "1764630000"}}})  # a point without a balance
+
+    with pytest.raises(RunIncomplete, match="state of 1 account"):
+        stack.invoke("leadmagic", three)
+
+    checked = {i["account"] for i in stack.items() if i["sk"] == "WINDOW" and len(i["pools"]["credits"]["p"]) > 10}
+    assert checked == {"first", "third"}  # both checked again, their windows two points long

@@ -59,6 +59,8 @@ BACKOFF_BASE = 0.05  # seconds; full jitter, doubling each round
 BACKOFF_MAX = 2.0
 # What a write of one item can raise: AWS's refusals, and the serializer's for a value it cannot hold.
 WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueError)
+# What decoding a stored item can raise when something else wrote it (a packed window cut short, say).
+DECODE_ERRORS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
 
 Windows = Mapping[str, PoolWindow]
 MESSAGE_FIELDS = Message._fields  # an outbox entry is a Message, its lease and its channels left
@@ -180,11 +182,13 @@ class Repository:
                 request = {self.table: {"Keys": chunk}}
             for key in request.get(self.table, {}).get("Keys", []):
                 unread.add(key["pk"]["S"].split("#", 1)[1])
-        readable = {
-            account: _stored(items.get((account, STATE)), items.get((account, WINDOW)))
-            for account in accounts
-            if account not in unread
-        }
+        readable = {}
+        for account in (a for a in accounts if a not in unread):
+            try:
+                readable[account] = _stored(items.get((account, STATE)), items.get((account, WINDOW)))
+            except DECODE_ERRORS:  # an item no run of ours wrote: that account waits, not the fleet
+                logger.error("stored items not readable", extra={"account": account})
+                unread.add(account)
         return readable, [account for account in accounts if account in unread]
 
     def save_run(self, snapshots: Iterable[Snapshot], windows: Mapping[str, Windows], now: datetime) -> set[str]:
