@@ -111,17 +111,18 @@ def cold_imports() -> tuple[float, float] | None:
     return statistics.median(boto3), statistics.median(handler)
 
 
-def fleets(scenario: str, sizes: tuple[int, ...]) -> list[dict[str, object]]:
-    """bench.fleet's figures for each size (bench.cpu's for the scenario `cpu`), each in a
-    process of its own."""
+def figures(module: str, *args: str) -> dict[str, object]:
+    """The last line a bench module prints, run in a process of its own."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "creditwatch")}
-    figures = []
-    for size in sizes:
-        module = ["bench.cpu"] if scenario == "cpu" else ["bench.fleet", scenario]
-        command = [sys.executable, "-m", *module, str(size)]
-        result = subprocess.run(command, capture_output=True, text=True, check=True, env=env, cwd=ROOT)  # noqa: S603
-        figures.append(json.loads(result.stdout.splitlines()[-1]))
-    return figures
+    command = [sys.executable, "-m", module, *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env, cwd=ROOT)  # noqa: S603
+    row: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+    return row
+
+
+def fleets(scenario: str, sizes: tuple[int, ...]) -> list[dict[str, object]]:
+    """bench.fleet's figures for each size, each in a process of its own."""
+    return [figures("bench.fleet", scenario, str(size)) for size in sizes]
 
 
 def bills() -> tuple[list[Emissions], list[dict[str, float]]]:
@@ -155,7 +156,7 @@ def print_bills(verdict: Callable[[bool], str]) -> None:
 
 def print_cpu(verdict: Callable[[bool], str]) -> None:
     """bench.cpu's steady state: a full window, AWS out of process, beside the floor."""
-    (row,) = fleets("cpu", (CPU_AT,))
+    row = figures("bench.cpu", str(CPU_AT))
     cpu_ms, floor_ms = float(row["cpu_ms"]), float(row["floor_ms"])  # type: ignore[arg-type]
     ratio, share = cpu_ms / floor_ms, MEMORY_MB / VCPU_MB
     wall_ms = cpu_ms / share  # CPU-bound at this share: wall per account
