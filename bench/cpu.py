@@ -8,8 +8,9 @@ process's own CPU (user and system, every thread) is counted.
 
 The floor, measured in the same process against the same servers: per account, one GET to the
 stand-in through urllib3 and two small items written and two read back through the low-level
-DynamoDB client, batched. That is the least a run of this design must spend. Prints one JSON
-line of figures.
+DynamoDB client, batched (bench.fleet.floor). That is the least a run of this design must
+spend. The pure domain evaluation of one account, a full window's forecast included, is
+measured in the same process too. Prints one JSON line of figures.
 """
 
 from __future__ import annotations
@@ -24,15 +25,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-import urllib3
-from botocore.config import Config
-
-from bench.fleet import MAX_CONCURRENCY, key, remaining, serve
+from bench.fleet import MAX_CONCURRENCY, evaluation, floor, key, remaining, serve
 from creditwatch import monitor
 from creditwatch.observability import logger
 from sandbox.harness import FAKE_AWS_ENV, LambdaContext, Stack, reset_powertools
@@ -90,38 +86,9 @@ def steady(size: int, base_url: str) -> tuple[list[float], list[float], dict[str
         result = stack.invoke("leadmagic", env, LambdaContext(remaining_ms=900_000))
         if run >= RUNS - MEASURED:
             runs.append(cpu() - began)
-            floors.append(floor(size, base_url, stack.table.name))
+            floors.append(floor(size, base_url, stack.table.name, cpu))
         clock["now"] += timedelta(hours=1)
     return runs, floors, result
-
-
-def floor(size: int, base_url: str, table: str) -> float:
-    """CPU seconds of the least a run must do: a GET per account, two items written and two
-    read back per account, batched, through the low-level client."""
-    client = boto3.client("dynamodb", config=Config(parameter_validation=False))
-    pool = urllib3.PoolManager(maxsize=MAX_CONCURRENCY)
-    names = [f"floor{i:06d}" for i in range(size)]
-
-    def get(index: int) -> bytes:
-        headers = {"X-API-Key": key(index)}
-        return pool.request("GET", f"{base_url}/v1/credits", headers=headers).data
-
-    def item(name: str, sk: str) -> dict[str, Any]:
-        return {"pk": {"S": f"leadmagic#{name}"}, "sk": {"S": sk}, "v": {"S": "1764630000 15432.5"}}
-
-    began = cpu()
-    with ThreadPoolExecutor(max_workers=MAX_CONCURRENCY) as threads:
-        bodies = list(threads.map(get, range(size)))
-    items = [item(name, sk) for name in names for sk in ("STATE", "WINDOW")]
-    for start in range(0, len(items), 25):
-        requests = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
-        client.batch_write_item(RequestItems={table: requests})
-    keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
-    for start in range(0, len(keys), 100):
-        client.batch_get_item(RequestItems={table: {"Keys": keys[start : start + 100], "ConsistentRead": True}})
-    spent = cpu() - began
-    assert all(b'"credits"' in body for body in bodies)
-    return spent
 
 
 def measure(size: int) -> dict[str, Any]:
@@ -134,6 +101,7 @@ def measure(size: int) -> dict[str, Any]:
             os.environ["AWS_ENDPOINT_URL"] = endpoint
             reset_powertools()
             runs, floors, result = steady(size, base_url)
+            evaluate_ms = statistics.median(evaluation() for _ in range(MEASURED)) * 1000
     finally:
         child.terminate()
     return {
@@ -142,6 +110,7 @@ def measure(size: int) -> dict[str, Any]:
         "runs": RUNS,
         "cpu_ms": statistics.median(runs) * 1000 / size,
         "floor_ms": statistics.median(floors) * 1000 / size,
+        "evaluate_ms": evaluate_ms,
         "ratios": [run / least for run, least in zip(runs, floors, strict=True)],
     }
 

@@ -6,7 +6,8 @@ process's interpreter lock) and answers every check after LATENCY seconds. AWS i
 this process. A fleet larger than ACCOUNTS_PER_SHARD is sent out in shards, and every shard
 is delivered to the handler in turn, as the queue would. Prints one JSON line of figures.
 
-- walls: a first run makes every account's state; the second, steady run is timed.
+- walls: a first run makes every account's state; the second, steady run is timed, and beside
+  it, in the same process against the same moto and simulator, the floor (`floor`).
 - bill: every account's window is seeded full (72 hourly balances, as 72 earlier runs would
   have left it), a first run makes the state, and what the next run, an hour later, emits is
   measured: metric series, log and journal bytes, DynamoDB units from the items' sizes.
@@ -24,16 +25,20 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import boto3
+import urllib3
+from botocore.config import Config
 from moto import mock_aws
 
 from bench.bill import Emissions, item_size, read_units, write_units
 from creditwatch import monitor, secret_store
+from creditwatch.domain import AccountState, Balance, Checked, Policy, Threshold, Thresholds, evaluate
 from creditwatch.forecast import PoolWindow, advance
 from creditwatch.observability import logger
 from sandbox.harness import FAKE_AWS_ENV, LambdaContext, Stack, template
@@ -88,6 +93,51 @@ def serve(size: int, ready: Any, replies: Callable[[int], list[Reply]]) -> None:
         time.sleep(3600)
 
 
+def floor(size: int, base_url: str, table: str, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds, by `clock`, of the least a run of this design must do: a GET per account at
+    MAX_CONCURRENCY, two items written and two read back per account, batched, through the
+    low-level client. Beside a run, in the same process, it is what the run is measured against."""
+    client = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    pool = urllib3.PoolManager(maxsize=MAX_CONCURRENCY)
+    names = [f"floor{i:06d}" for i in range(size)]
+
+    def get(index: int) -> bytes:
+        headers = {"X-API-Key": key(index)}
+        return pool.request("GET", f"{base_url}/v1/credits", headers=headers).data
+
+    def item(name: str, sk: str) -> dict[str, Any]:
+        return {"pk": {"S": f"leadmagic#{name}"}, "sk": {"S": sk}, "v": {"S": "1764630000 15432.5"}}
+
+    began = clock()
+    with ThreadPoolExecutor(max_workers=MAX_CONCURRENCY) as threads:
+        bodies = list(threads.map(get, range(size)))
+    items = [item(name, sk) for name in names for sk in ("STATE", "WINDOW")]
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": i}} for i in items[start : start + 25]]
+        client.batch_write_item(RequestItems={table: requests})
+    keys = [{"pk": i["pk"], "sk": i["sk"]} for i in items]
+    for start in range(0, len(keys), 100):
+        client.batch_get_item(RequestItems={table: {"Keys": keys[start : start + 100], "ConsistentRead": True}})
+    spent = clock() - began
+    assert all(b'"credits"' in body for body in bodies)
+    return spent
+
+
+def evaluation(count: int = 5000, clock: Callable[[], float] = time.process_time) -> float:
+    """Seconds, by `clock`, of one pure domain evaluation: an hourly check of one pool with a
+    full 72-hour forecast window (the first 72 of `count` fill it and are not counted)."""
+    policy = Policy(Thresholds(Threshold(Decimal(1000)), Threshold(Decimal(100))))
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    state, windows, began = AccountState(), {}, 0.0
+    for hour in range(count):
+        if hour == WINDOW_HOURS:
+            began = clock()
+        outcome = Checked((Balance("credits", Decimal(10**9 - 37 * hour)),))
+        result = evaluate("p", "a", start + timedelta(hours=hour), state, windows, outcome, policy)
+        state, windows = result.state, result.windows
+    return (clock() - began) / (count - WINDOW_HOURS)
+
+
 def measure(size: int, scenario: str) -> dict[str, Any]:
     replies, measured = {"walls": (steady_replies, run), "bill": (bill_replies, bill)}[scenario]
     ready: Any = multiprocessing.get_context("fork").Queue()
@@ -138,12 +188,13 @@ def run(size: int, base_url: str) -> dict[str, Any]:
         one_run()  # every account's state is made
         calls.clear()
         wall, shards, checked = one_run()
-    ideal = math.ceil(size / MAX_CONCURRENCY) * LATENCY
+        least = floor(size, base_url, stack.table.name) if size <= ACCOUNTS_PER_SHARD else None
     return {
         "accounts": size,
         "wall_s": wall,
         "shard_s": shards,
-        "ideal_s": ideal,
+        "ideal_s": math.ceil(size / MAX_CONCURRENCY) * LATENCY,
+        "floor_s": least,
         "checked": checked,
         "calls": dict(calls),
         "peak_mib": peak_mib(),
