@@ -1,8 +1,10 @@
 """A local stand-in for every defined provider's credits endpoint, on 127.0.0.1.
 
-Its routes come from the provider registry: each definition's path, and its key where the
-definition says it travels (a header, a Bearer token or a query parameter), checked the way
-the real API does: a missing or unknown key gets 401. Each registered key plays a script of
+Its routes come from the provider registry: each definition's path and method, and its key
+where the definition says it travels (a header, a Bearer token or a query parameter), checked
+the way the real API does: a missing or unknown key gets the definition's documented answer
+to a bad key (`rejected_example`: ZeroBounce's `{"Credits": -1}` with 200, say), or else 401. A
+POST must carry a JSON body; the wrong method gets 405. Each registered key plays a script of
 replies; the last reply repeats.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from creditwatch import providers
-from creditwatch.providers import Header, Provider
+from creditwatch.providers import Expression, Header, Provider, Sum
 
 
 def routes(extra: tuple[Provider, ...] = ()) -> dict[str, list[Provider]]:
@@ -45,18 +47,45 @@ def balance(provider: str, credits: Any, **extra: Any) -> Reply:
     """The provider's documented example answer, with its first pool's balance set to `credits`."""
     definition = providers.load(provider)
     body = copy.deepcopy(dict(definition.example or {}))
-    pool = next(p for p in definition.pools if p.remaining is not None)
-    if isinstance(pool.remaining, Header):  # a balance sent in a response header
-        return Reply(body={**body, **extra}, headers={pool.remaining.name: str(credits)})
-    assert pool.remaining is not None
-    *parents, leaf = pool.remaining.source.split(".")  # the examples' paths are plain a.b.c
-    where = body
-    for parent in parents:
-        where = where.setdefault(parent, {})
-    where[leaf] = credits
+    pool = definition.pools[0]
+    field = pool.remaining
+    if isinstance(field, Sum):  # the first part holds it all, the others none
+        field = field.parts[0]
+        for part in pool.remaining.parts[1:]:  # type: ignore[union-attr]
+            _put(body, part, 0)
+    if isinstance(field, Header):  # a balance sent in a response header
+        return Reply(body={**body, **extra}, headers={field.name: str(credits)})
+    if field is None:  # limit and used: a limit of `credits` more than is used
+        assert isinstance(pool.used, Expression)
+        assert isinstance(pool.limit, Expression)
+        used = _get(body, pool.used)
+        field, credits = pool.limit, credits if isinstance(credits, str) else used + credits
+    _put(body, field, credits)
     if definition.topped_up_at is not None:
         body[definition.topped_up_at.source] = None  # never topped up, unless `extra` says so
     return Reply(body={**body, **extra})
+
+
+def _get(body: dict[str, Any], field: Any) -> Any:
+    for name in field.source.split("."):  # the examples' paths are plain a.b.c
+        body = body[name]
+    return body
+
+
+def _put(body: dict[str, Any], field: Any, value: Any) -> None:
+    *parents, leaf = field.source.split(".")
+    for parent in parents:
+        body = body.setdefault(parent, {})
+    body[leaf] = value
+
+
+def rejected(provider: Provider) -> Reply:
+    """The provider's documented answer to a bad key, or 401."""
+    documented = provider.rejected_example
+    if documented is None:
+        return Reply(401, {"detail": "Unauthorized - API key missing or invalid"})
+    status, body = documented
+    return Reply(status, copy.deepcopy(body))
 
 
 def prospect(contacts_used: int, max_contacts: int, dials_used: int, max_dials: int) -> Reply:
@@ -80,6 +109,7 @@ class ProviderSimulator:
     def __init__(self, extra: tuple[Provider, ...] = ()) -> None:
         """`extra`: definitions outside the registry to serve as well (a test's own)."""
         self.routes = routes(extra)
+        self.defined = {provider.name: provider for defined in self.routes.values() for provider in defined}
         self.scripts: dict[tuple[str, str], list[Reply]] = {}
         self.calls: list[tuple[str, str]] = []  # (provider, path) of every request, authorised or not
         self.arrivals: list[tuple[str, str | None, float]] = []  # (provider, key, time.monotonic())
@@ -112,7 +142,7 @@ class ProviderSimulator:
         with self._lock:
             script = self.scripts.get((provider, api_key or ""))
             if not script:
-                return Reply(401, {"detail": "Unauthorized - API key missing or invalid"})
+                return rejected(self.defined[provider])
             return script.pop(0) if len(script) > 1 else script[0]
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -120,11 +150,24 @@ class ProviderSimulator:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._answer("GET")
+
+            def do_POST(self) -> None:
+                self._answer("POST")
+
+            def _answer(self, method: str) -> None:
                 path, _, query = self.path.partition("?")
-                defined = simulator.routes.get(path)
+                defined = [p for p in simulator.routes.get(path, []) if p.method == method]
                 if not defined:
-                    self._send(Reply(404, {"detail": "Not Found"}))
+                    self._send(Reply(405 if path in simulator.routes else 404, {"detail": "Not Found"}))
                     return
+                if method == "POST":
+                    length = int(self.headers.get("Content-Length") or 0)
+                    try:
+                        json.loads(self.rfile.read(length) or b"?")
+                    except ValueError:
+                        self._send(Reply(400, {"detail": "the body must be JSON"}))
+                        return
                 # Where several providers share a path, the one that knows the key answers.
                 keys = [(provider.name, self._key(provider, query)) for provider in defined]
                 name, api_key = next(((n, k) for n, k in keys if (n, k or "") in simulator.scripts), keys[0])

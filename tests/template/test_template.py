@@ -8,9 +8,10 @@ import pytest
 from cfnlint.api import lint_all
 
 from creditwatch import http, providers
-from sandbox.harness import PROVIDERS, ROOT, raw_template, template
+from sandbox.harness import ROOT, expand, raw_template, template
 
 RESOURCES = template()["Resources"]  # expanded: what CloudFormation creates
+LISTED = raw_template()["Parameters"]["Providers"]["Default"].split(",")  # what a stack deploys by default
 CONTRACT_ENV = {
     "PROVIDER",
     "SECRET_NAME",
@@ -48,7 +49,7 @@ def test_cfn_lint_reports_no_errors_or_warnings():
 def test_runtime_and_architecture():
     globals_ = template()["Globals"]["Function"]
     assert globals_["Architectures"] == ["arm64"]
-    for provider in PROVIDERS:
+    for provider in LISTED:
         assert (function(provider)["Properties"]["Runtime"], function(provider)["Properties"]["Handler"]) == (
             "python3.12",
             "app.lambda_handler",
@@ -57,10 +58,25 @@ def test_runtime_and_architecture():
     assert globals_["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 
 
-def test_the_template_deploys_exactly_the_providers_the_registry_defines():
-    """One list in the template (the Providers default), checked against the package's registry:
-    a definition without its template entry, or an entry without a definition, fails here."""
-    assert sorted(raw_template()["Parameters"]["Providers"]["Default"].split(",")) == sorted(PROVIDERS)
+def test_every_provider_the_template_lists_is_defined_and_the_default_is_the_four_seeds():
+    """A definition costs nothing until a stack lists it: the default deploys the seeds, and
+    every name a stack can list by default is one the registry defines."""
+    assert set(LISTED) <= set(providers.names())
+    assert sorted(LISTED) == ["clado", "cleanlist", "clodura", "leadmagic"]
+
+
+def test_logical_ids_come_from_a_hyphenated_name_without_its_hyphens():
+    """`acme-data` makes `acmedataFunction` and every reference to it; no two defined names
+    make the same logical ID."""
+    resources = expand(raw_template(), {"Providers": ["acme-data"]})["Resources"]
+    assert {"acmedataFunction", "acmedataSecret", "acmedataShardQueue", "acmedataStaleAlarm"} <= set(resources)
+    function_ = resources["acmedataFunction"]["Properties"]
+    assert function_["Environment"]["Variables"]["PROVIDER"] == "acme-data"
+    assert function_["Environment"]["Variables"]["SHARD_QUEUE_URL"] == "acmedataShardQueue"
+    assert resources["acmedataSecret"]["Properties"]["Name"] == "${AWS::StackName}/acme-data"
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", name) for name in resources)
+    ids = [name.replace("-", "") for name in providers.names()]
+    assert len(ids) == len(set(ids))
 
 
 def test_per_provider_resources_come_from_one_loop_not_copies():
@@ -68,11 +84,11 @@ def test_per_provider_resources_come_from_one_loop_not_copies():
     loops = [key for key in raw["Resources"] if key.startswith("Fn::ForEach::")]
     assert loops == ["Fn::ForEach::Provider"]
     text = (ROOT / "template.yaml").read_text()
-    for provider in PROVIDERS:  # named once, in the Providers list
+    for provider in LISTED:  # named once, in the Providers list
         assert text.count(provider) == 1, provider
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_each_provider_gets_its_function_secret_and_log_group(provider):
     for suffix in ("Function", "Secret", "LogGroup", "StaleAlarm", "ErrorsAlarm"):
         assert f"{provider}{suffix}" in RESOURCES
@@ -97,7 +113,7 @@ def statements(provider: str) -> list[dict]:
     return [statement for policy in policies for statement in policy.get("Statement", [])]
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_each_function_reads_only_its_own_secrets(provider):
     """Its secret (Secrets Manager adds six characters to the name) and those under its name:
     `<stack>/clado` must not reach `<stack>/cladoplus`."""
@@ -114,7 +130,7 @@ def test_each_function_reads_only_its_own_secrets(provider):
     ]
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_no_wildcards_in_function_policies_where_a_scope_exists(provider):
     for statement in statements(provider):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -126,7 +142,7 @@ def test_no_wildcards_in_function_policies_where_a_scope_exists(provider):
         assert all("*" not in action for action in actions)
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_each_function_consumes_its_own_shard_queue_one_shard_at_a_time(provider):
     properties = function(provider)["Properties"]
     assert properties["Environment"]["Variables"]["SHARD_QUEUE_URL"] == f"{provider}ShardQueue"
@@ -146,7 +162,7 @@ def test_each_function_consumes_its_own_shard_queue_one_shard_at_a_time(provider
     assert {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(shards["Action"])
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_unchecked_accounts_alarm(provider):
     alarm = RESOURCES[f"{provider}UncheckedAlarm"]["Properties"]
     assert alarm["MetricName"] == "AccountsUnchecked"
@@ -156,7 +172,7 @@ def test_unchecked_accounts_alarm(provider):
     assert alarm["AlarmActions"] == ["AlertTopic"]
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_schedule_v2_with_retries_and_dead_letter_queue(provider):
     event = function(provider)["Properties"]["Events"]["Schedule"]
     assert event["Type"] == "ScheduleV2"
@@ -179,7 +195,7 @@ def test_scheduled_input_is_an_eventbridge_event_with_the_execution_id():
 
 def test_environment_carries_the_contract():
     globals_env = set(template()["Globals"]["Function"]["Environment"]["Variables"])
-    for provider in PROVIDERS:
+    for provider in LISTED:
         env = globals_env | set(function(provider)["Properties"]["Environment"]["Variables"])
         assert env >= CONTRACT_ENV
 
@@ -219,7 +235,7 @@ def test_layer_is_built_with_bytecode_for_the_target_runtime():
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert layer["Properties"]["ContentUri"] == "layers/creditwatch/"
-    assert layer["Properties"]["CompatibleRuntimes"] == [function(PROVIDERS[0])["Properties"]["Runtime"]]
+    assert layer["Properties"]["CompatibleRuntimes"] == [function(LISTED[0])["Properties"]["Runtime"]]
     makefile = (ROOT / "layers/creditwatch/Makefile").read_text()
     assert "build-CreditwatchLayer:" in makefile  # sam build runs build-<logical ID>
     assert "--platform manylinux2014_aarch64 --implementation cp --python-version 3.12" in makefile
@@ -283,7 +299,7 @@ def test_one_sample_scheduled_event_serves_every_provider():
 SCHEDULE_SECONDS = {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "3h": 10800, "6h": 21600}
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_stale_data_alarm_pages_when_checks_stop_succeeding(provider):
     alarm = RESOURCES[f"{provider}StaleAlarm"]
     properties = alarm["Properties"]
@@ -307,7 +323,7 @@ def test_stale_window_is_about_two_and_a_half_schedule_periods(choice, seconds):
     assert window <= 86400  # CloudWatch's limit for an alarm's evaluation range
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_lambda_errors_alarm_per_enabled_function(provider):
     alarm = RESOURCES[f"{provider}ErrorsAlarm"]
     assert alarm["Properties"]["MetricName"] == "Errors"
@@ -396,7 +412,7 @@ def test_dashboard_draws_thresholds_as_horizontal_annotations():
     assert [(a["label"], a["value"]) for a in days] == [("forecast warning", 7), ("forecast critical", 2)]
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_each_schedule_is_named_after_the_stack_so_two_stacks_can_share_a_region(provider):
     schedule = function(provider)["Properties"]["Events"]["Schedule"]["Properties"]
     assert schedule["Name"] == f"${{AWS::StackName}}-{provider}"
@@ -431,7 +447,7 @@ def test_every_checkov_skip_is_justified():
         assert len(skip.get("comment", "")) > 40, f"{name}: {skip['id']} needs a reason"
 
 
-DAILY_LIMITED = [p for p in PROVIDERS if (limit := providers.load(p).rate_limit) and limit.per_day]
+DAILY_LIMITED = [p for p in providers.names() if (limit := providers.load(p).rate_limit) and limit.per_day]
 
 
 @pytest.mark.parametrize("provider", DAILY_LIMITED)
@@ -450,7 +466,7 @@ def test_the_fastest_schedule_keeps_within_each_documented_daily_limit(provider)
     assert runs_per_day * (1 + http.RETRIES) <= limit.per_day
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", LISTED)
 def test_each_function_puts_events_on_the_configured_bus_only(provider):
     (statement,) = [s for s in statements(provider) if s.get("Sid") == "PutAlertEvents"]
     assert statement["Action"] == "events:PutEvents"
@@ -513,7 +529,7 @@ def test_the_journal_is_one_log_group_with_a_stream_per_provider_each_function_w
     assert template()["Globals"]["Function"]["Environment"]["Variables"]["ACCOUNTS_LOG_GROUP"] == "AccountsLogGroup"
     group_arn = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group"
     arn = f"{group_arn}:/creditwatch/${{AWS::StackName}}/accounts"
-    for provider in PROVIDERS:
+    for provider in LISTED:
         stream = RESOURCES[f"{provider}AccountsStream"]
         assert stream["Type"] == "AWS::Logs::LogStream"
         assert stream["Properties"] == {"LogGroupName": "AccountsLogGroup", "LogStreamName": provider}

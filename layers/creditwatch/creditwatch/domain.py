@@ -54,6 +54,7 @@ class Balance(NamedTuple):
     limit: Decimal | None = None
     used: Decimal | None = None
     topped_up_at: str | None = None  # the provider's own last top-up time (Clado)
+    renews_at: str | None = None  # when the provider says the quota next renews, ISO UTC
 
     @property
     def percent_remaining(self) -> Decimal | None:
@@ -113,6 +114,7 @@ def judge(remaining: Decimal, thresholds: Thresholds, capacity: Decimal | None) 
 @dataclass(frozen=True)
 class Checked:
     balances: tuple[Balance, ...]
+    unlimited: tuple[str, ...] = ()  # pools the provider says have no limit: nothing to watch
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,10 @@ def evaluate(
             alerts.append(alert(kind=AlertKind.RECOVERED, level=Level.OK, previous=previous.check))
         pools, reports = dict(previous.pools), []
         advanced: dict[str, PoolWindow] = {}  # only pools seen now: a pool a plan no longer has drops out
+        for name in outcome.unlimited:  # nothing to watch: whatever was low is over
+            before = pools.pop(name, PoolState())
+            if before.level > Level.OK:
+                alerts.append(alert(kind=AlertKind.RECOVERED, level=Level.OK, previous=before.level, pool=name))
         for balance in outcome.balances:
             window, topup = advance(
                 windows.get(balance.pool, PoolWindow()),
@@ -309,6 +315,7 @@ def evaluate(
                 balance.topped_up_at,
                 now,
                 policy.burn_window,
+                parse_iso(balance.renews_at) if balance.renews_at else None,
             )
             capacity = balance.limit or window.full_tank
             prediction = forecast(window, balance.remaining)
@@ -358,8 +365,14 @@ def _pool(
                 kind=kind, level=level, previous=before.level, line=report.judgement.line, reminder=reminder, **details
             )
         )
-    # An empty pool needs no forecast; its level is kept so that no "recovered" follows.
-    predicted = forecast_level(report.forecast, policy) if balance.remaining > 0 else before.forecast
+    # An empty pool needs no forecast; its level is kept so that no "recovered" follows. A pool
+    # that renews before it would run out gets none either.
+    if balance.remaining <= 0:
+        predicted = before.forecast
+    elif renews_first(balance, report.forecast):
+        predicted = Level.OK
+    else:
+        predicted = forecast_level(report.forecast, policy)
     if kind := shift(before.forecast, predicted, AlertKind.DEPLETION_FORECAST):
         low = alerts[0] if alerts and alerts[0].kind is AlertKind.LOW_CREDITS else None
         if kind is AlertKind.DEPLETION_FORECAST and low is not None and low.level >= predicted:
@@ -384,6 +397,13 @@ def _pool(
             )
         )
     return PoolState(level, alerted_at, predicted, spiking, spike_alerted_at), alerts
+
+
+def renews_first(balance: Balance, prediction: Forecast) -> bool:
+    """The provider's announced renewal comes before the forecast says the pool runs out."""
+    if balance.renews_at is None or prediction.days_left is None:
+        return False
+    return prediction.empty_at is None or parse_iso(balance.renews_at) <= prediction.empty_at
 
 
 def spike_level(measured: Spike | None, policy: Policy, before: Level) -> Level:

@@ -185,7 +185,10 @@ def _pool(report: PoolReport) -> dict[str, Any]:
     if balance.limit is not None:
         pool["limit"] = str(balance.limit)
     if report.topup is not None:
-        pool["topped_up"] = None if report.topup.added is None else str(report.topup.added)
+        added = None if report.topup.added is None else str(report.topup.added)
+        pool["renewed" if report.topup.renewal else "topped_up"] = added
+    if balance.renews_at is not None:
+        pool["renews_at"] = balance.renews_at
     return pool
 
 

@@ -30,12 +30,14 @@ class PoolWindow(NamedTuple):
     full_tank: Decimal | None = None  # the largest balance seen since the last top-up
     topped_up_at: str | None = None  # the provider's own last top-up time, where it reports one
     last_topup_at: datetime | None = None  # when a top-up was last seen (kept after its point leaves)
+    renews_at: datetime | None = None  # the renewal the provider last announced
 
 
 class TopUp(NamedTuple):
     previous: Decimal
     remaining: Decimal
     previous_at: datetime  # the last observation before it: names the top-up, whichever run saw it
+    renewal: bool = False  # the rise came at or after the renewal the provider had announced
 
     @property
     def added(self) -> Decimal | None:
@@ -63,22 +65,30 @@ class Forecast(NamedTuple):
 
 
 def advance(
-    window: PoolWindow, remaining: Decimal, topped_up_at: str | None, now: datetime, span: timedelta
+    window: PoolWindow,
+    remaining: Decimal,
+    topped_up_at: str | None,
+    now: datetime,
+    span: timedelta,
+    renews_at: datetime | None = None,
 ) -> tuple[PoolWindow, TopUp | None]:
-    """Add an observation, drop those older than `span`, and say whether it was a top-up."""
+    """Add an observation, drop those older than `span`, and say whether it was a top-up: a
+    renewal when the rise comes once the renewal announced before it is due."""
     last = window.points[-1] if window.points else None
     topup = None
     if last is not None:
         provider_says = topped_up_at is not None and topped_up_at != window.topped_up_at
         if remaining > last.remaining or provider_says:
-            topup = TopUp(previous=last.remaining, remaining=remaining, previous_at=last.at)
+            renewal = window.renews_at is not None and window.renews_at <= now
+            topup = TopUp(previous=last.remaining, remaining=remaining, previous_at=last.at, renewal=renewal)
     segment = 0 if last is None else last.segment + (topup is not None)
     kept = tuple(point for point in window.points if point.at > now - span)
     fresh = topup is not None or window.full_tank is None
     full_tank = remaining if fresh else max(window.full_tank or remaining, remaining)
     points = (*kept, Point(now, remaining, segment))
     last_topup_at = now if topup is not None else window.last_topup_at
-    return PoolWindow(points, full_tank, topped_up_at or window.topped_up_at, last_topup_at), topup
+    announced = renews_at or (window.renews_at if topup is None else None)
+    return PoolWindow(points, full_tank, topped_up_at or window.topped_up_at, last_topup_at, announced), topup
 
 
 class Spike(NamedTuple):

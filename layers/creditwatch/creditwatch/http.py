@@ -18,13 +18,14 @@ import time
 from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, Self
+from urllib.parse import urlencode
 
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
-from creditwatch.domain import Checked, Exhausted, Outcome, Rejected, Unavailable
+from creditwatch.domain import Exhausted, Outcome, Rejected, Unavailable
 from creditwatch.providers import Provider, UnusableResponse
 
 CONNECT_TIMEOUT = 3.05
@@ -77,7 +78,7 @@ def new_session(deadline: float = float("inf"), pool_size: int = 16, min_interva
         backoff_max=MAX_WAIT,
         retry_after_max=int(MAX_WAIT),
         status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET"}),
+        allowed_methods=frozenset({"GET", "POST"}),  # a POST here only reads the balance
         respect_retry_after_header=True,
         raise_on_status=False,
     )
@@ -150,11 +151,16 @@ def fetch(pool: urllib3.PoolManager, provider: Provider, base_url: str, api_key:
     deadline = time.monotonic() + REQUEST_BUDGET
     token = _request_deadline.set(deadline)
     headers, params = provider.credentials(api_key)
+    url = base_url + provider.path
+    if params:
+        url += "?" + urlencode(params)
+    if provider.body is not None:
+        headers["Content-Type"] = "application/json"
     try:
         with pool.request(
-            "GET",
-            base_url + provider.path,
-            fields=params or None,
+            provider.method,
+            url,
+            body=None if provider.body is None else json.dumps(dict(provider.body)).encode(),
             headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate", **headers},
             redirect=False,
             preload_content=False,
@@ -189,6 +195,6 @@ def _classify(provider: Provider, content: bytes, headers: dict[str, str] | None
     try:
         if provider.rejects(body):
             return Rejected(200)
-        return Checked(provider.parse(body, headers))
+        return provider.read(body, headers)
     except UnusableResponse as exc:
         return Unavailable(f"unusable response: {exc}")

@@ -417,7 +417,8 @@ class Run:
             pool = report.balance.pool
             if report.topup:
                 added = str(report.topup.added)
-                logger.info("top-up detected", extra={"account": account.name, "pool": pool, "added": added})
+                what = "renewal detected" if report.topup.renewal else "top-up detected"
+                logger.info(what, extra={"account": account.name, "pool": pool, "added": added})
             if report.judgement.unjudged:
                 logger.warning(
                     "percentage threshold skipped: no plan limit and no balance history for this pool yet",
@@ -469,7 +470,8 @@ class Run:
             return
         if record.topup.added is not None and record.account in allotment.detail:
             dimensions = {"Provider": self.provider.name, "Account": record.account, "Pool": record.pool}
-            emit(dimensions, {"TopUpCredits": (MetricUnit.Count, float(record.topup.added))})
+            metric = "RenewalCredits" if record.topup.renewal else "TopUpCredits"
+            emit(dimensions, {metric: (MetricUnit.Count, float(record.topup.added))})
 
     def _settle(self, account: str, previous: Stored, evaluation: Evaluation) -> None:
         """Claim the new state with its alerts, send them, and confirm each one sent."""

@@ -5,10 +5,11 @@ The event's shape is `schemas/alert-event.schema.json`."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from creditwatch.domain import Alert, AlertKind
+from creditwatch.domain import Alert, AlertKind, parse_iso
 from creditwatch.forecast import Forecast
 from creditwatch.providers import Provider
 
@@ -104,7 +105,7 @@ def render(alert: Alert, provider: Provider) -> Message:
         ]
     elif alert.kind is AlertKind.DEPLETION_FORECAST and prediction is not None:
         headline = f"{severity} {where}: empty in {prediction.describe()}"
-        lines = [f"At the current rate {subject} runs out in about {prediction.describe()}."]
+        lines = [f"At the current rate {subject} runs out in about {prediction.describe()}{_before_renewal(alert)}."]
     else:
         headline = f"{severity} {where}: {remaining} credits left"
         lines = [f"{subject} is {alert.level} (it was {alert.previous})."]
@@ -116,10 +117,12 @@ def render(alert: Alert, provider: Provider) -> Message:
         lines.insert(0, f"A silence kept this quiet; it has ended and this is still {alert.level}.")
     if alert.folded_forecast is not None and prediction is not None:
         lines.append(
-            f"At the current rate it runs out in about {prediction.describe()} (forecast: {alert.folded_forecast})."
+            f"At the current rate it runs out in about {prediction.describe()}{_before_renewal(alert)}"
+            f" (forecast: {alert.folded_forecast})."
         )
     if alert.topup is not None and alert.kind is AlertKind.RECOVERED:
-        lines.append(f"Top-up detected: {'+' + credits(alert.topup.added) if alert.topup.added else 'yes'} credits.")
+        seen = "Renewal" if alert.topup.renewal else "Top-up"
+        lines.append(f"{seen} detected: {'+' + credits(alert.topup.added) if alert.topup.added else 'yes'} credits.")
     lines += _balance_lines(alert) + _forecast_lines(prediction)
     lines += [
         f"Observed at: {alert.observed_at}",
@@ -175,9 +178,21 @@ def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
         "forecast_level": None if alert.folded_forecast is None else str(alert.folded_forecast),
         # formatting rounds on its own, so no ratio can make rendering raise
         "spike_ratio": f"{alert.spike.ratio:.2f}" if alert.spike and alert.spike.ratio else None,
+        "renews_at": balance.renews_at if balance else None,
+        "renewal": alert.topup.renewal if alert.topup else None,
         "observed_at": alert.observed_at,
         "top_up": provider.top_up,
     }
+
+
+def _before_renewal(alert: Alert) -> str:
+    """ ", 6 days before its renewal on 15 Dec", where the provider announced one."""
+    balance, prediction = alert.balance, alert.forecast
+    if balance is None or balance.renews_at is None or prediction is None or prediction.empty_at is None:
+        return ""
+    renews = parse_iso(balance.renews_at)
+    days = (renews - prediction.empty_at) / timedelta(days=1)
+    return f", {days:.0f} days before its renewal on {renews.day} {renews:%b}" if days >= 0.5 else ""
 
 
 def _balance_lines(alert: Alert) -> list[str]:

@@ -361,6 +361,8 @@ class Repository:
                 pool["topped_up_at"] = {"S": window.topped_up_at}
             if window.last_topup_at is not None:
                 pool["last_topup_at"] = {"S": iso(window.last_topup_at)}
+            if window.renews_at is not None:
+                pool["renews_at"] = {"S": iso(window.renews_at)}
             packed[name] = {"M": pool}
         item = self._key(account, WINDOW)
         return item | {"pools": {"M": packed}, "checked_at": checked_at, "expires_at": expires_at}
@@ -394,6 +396,8 @@ class Repository:
             "observed_at": {"S": record.observed_at},
             "expires_at": self._expiry(record.observed_at),
         }
+        if record.topup.renewal:
+            item["renewal"] = {"BOOL": True}
         return item if record.topup.added is None else item | {"added": {"N": str(record.topup.added)}}
 
 
@@ -466,5 +470,6 @@ def _windows(item: dict[str, Any] | None) -> dict[str, PoolWindow]:
             full_tank=Decimal(pool["full_tank"]["N"]) if "N" in pool.get("full_tank", {}) else None,
             topped_up_at=pool["topped_up_at"]["S"] if "S" in pool.get("topped_up_at", {}) else None,
             last_topup_at=parse_iso(pool["last_topup_at"]["S"]) if "S" in pool.get("last_topup_at", {}) else None,
+            renews_at=parse_iso(pool["renews_at"]["S"]) if "S" in pool.get("renews_at", {}) else None,
         )
     return windows

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, DecimalException
 from functools import cache
 from pathlib import Path
@@ -27,7 +28,8 @@ import jmespath
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from jmespath.exceptions import JMESPathError
 
-from creditwatch.domain import Balance
+from creditwatch.domain import Balance, Checked, iso
+from creditwatch.observability import logger
 
 Body = Mapping[str, Any]
 FOLDER = Path(__file__).parent
@@ -44,15 +46,32 @@ TIMESTAMP = re.compile(
 )
 MAX_TIMESTAMP = 40
 
-NAME = re.compile(r"[a-z][a-z0-9]{0,39}")  # part of the template's logical IDs: letters and digits
+# Lower-case letters, digits and single inner hyphens. The template's logical IDs keep only the
+# letters and digits (Fn::ForEach's &{Name}), so no two names may differ by hyphens alone.
+NAME = re.compile(r"[a-z](?:-?[a-z0-9]){0,39}")
 POOL = re.compile(r"[a-z0-9_]{1,40}")
 TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a header or query parameter name
 PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
 BASE_URL = re.compile(r"https://[a-z0-9.-]{1,200}(?::[0-9]{1,5})?")
 TEXT = re.compile(r"[ -~]{1,200}")  # printable ASCII, as alert subjects need
-KEYS = {"name", "title", "docs", "request", "pools", "rejected_when", "topped_up_at", "rate_limit", "costs", "example"}
+KEYS = {
+    "name",
+    "title",
+    "docs",
+    "request",
+    "pools",
+    "rejected_when",
+    "topped_up_at",
+    "renews_at",
+    "unlimited",
+    "rate_limit",
+    "costs",
+    "example",
+    "rejected_example",
+}
 RATE_KEYS = {"per", "per_second", "per_minute", "per_day"}
-REQUEST_KEYS = {"base_url", "path", "method", "auth"}
+REQUEST_KEYS = {"base_url", "path", "method", "body", "auth"}
+MAX_REQUEST_BODY = 1024  # bytes of a documented JSON request body
 POOL_FIELDS = ("remaining", "limit", "used")
 
 
@@ -91,7 +110,22 @@ class Header(NamedTuple):
         return (headers or {}).get(self.name.lower())
 
 
-Field = Expression | Header
+class Sum(NamedTuple):
+    """A value that is the sum of several fields (NeverBounce: paid plus free credits). Fields
+    absent from the answer count for nothing; at least one must be there."""
+
+    parts: tuple[Expression | Header, ...]
+
+    @property
+    def source(self) -> str:
+        return " + ".join(part.source for part in self.parts)
+
+    def search(self, body: Body, headers: Mapping[str, str] | None = None) -> Any:
+        found = tuple(value for value in (part.search(body, headers) for part in self.parts) if value is not None)
+        return found or None
+
+
+Field = Expression | Header | Sum
 
 
 class Pool(NamedTuple):
@@ -134,11 +168,16 @@ class Provider(NamedTuple):
     path: str
     auth: tuple[str, str]  # ("header", name) | ("bearer", "Authorization") | ("query", name)
     pools: tuple[Pool, ...]
+    method: str = "GET"
+    body: Mapping[str, Any] | None = None  # a POST's documented JSON body
     rejected_when: Expression | None = None
     topped_up_at: Expression | None = None
+    renews_at: Expression | None = None  # where the answer says when the quota next renews
+    unlimited: frozenset[str] = frozenset()  # values that mean "no limit" ("unlimited", "inf")
     rate_limit: RateLimit | None = None
     costs: Mapping[str, Cost] = MappingProxyType({})  # credits per record of each documented operation
     example: Mapping[str, Any] | None = None  # a documented answer, for the simulator and tests
+    rejected_example: tuple[int, Any] | None = None  # the documented answer to a bad key: status, body
 
     @property
     def key_interval(self) -> float:
@@ -165,23 +204,54 @@ class Provider(NamedTuple):
         return self.rejected_when is not None and self.rejected_when.search(body) is True
 
     def parse(self, body: Body, headers: Mapping[str, str] | None = None) -> tuple[Balance, ...]:
+        """Every pool with a balance in the answer (see `read`)."""
+        return self.read(body, headers).balances
+
+    def read(self, body: Body, headers: Mapping[str, str] | None = None) -> Checked:
         """Every pool the answer reports; a pool whose fields are all absent is not in this answer.
+        A pool whose balance (`remaining`, or else `limit`) is one of the `unlimited` values has no
+        balance to watch: it is listed apart, never judged, and never mistaken for an unknown one.
 
         `headers` are the response's, their names in lower case."""
         topped_up_at = timestamp(self.topped_up_at.search(body)) if self.topped_up_at else None
-        balances = []
+        renews_at = self._renewal(body)
+        balances, unlimited = [], []
         for pool in self.pools:
             found = {f: getattr(pool, f).search(body, headers) for f in POOL_FIELDS if getattr(pool, f)}
             if all(value is None for value in found.values()):
                 continue
-            values = {field: number(value, getattr(pool, field).source) for field, value in found.items()}
+            endless = {field for field, value in found.items() if self._unlimited(value)}
+            if endless & {"remaining"} or ("remaining" not in found and "limit" in endless):
+                unlimited.append(pool.name)
+                continue
+            values = {f: amount(v, getattr(pool, f).source) for f, v in found.items() if f not in endless}
             remaining = values.get("remaining")
             if remaining is None:
                 remaining = difference(values["limit"], values["used"], pool.name)
-            balances.append(Balance(pool.name, remaining, values.get("limit"), values.get("used"), topped_up_at))
-        if not balances:
+            balance = Balance(pool.name, remaining, values.get("limit"), values.get("used"), topped_up_at, renews_at)
+            balances.append(balance)
+        if not balances and not unlimited:
             raise UnusableResponse("none of the definition's pools is in the body")
-        return tuple(balances)
+        return Checked(tuple(balances), tuple(unlimited))
+
+    def _renewal(self, body: Body) -> str | None:
+        """The next renewal, where the definition says the answer gives it. A date that cannot be
+        read is ignored with a log line, and the balances stand."""
+        if self.renews_at is None:
+            return None
+        try:
+            found = self.renews_at.search(body)
+        except UnusableResponse:
+            found = "(not evaluable)"
+        if found is None:
+            return None
+        parsed = renewal(found)
+        if parsed is None:
+            logger.warning("renewal date not readable: ignored", extra={"field": self.renews_at.source})
+        return parsed
+
+    def _unlimited(self, value: object) -> bool:
+        return isinstance(value, str) and value.strip().lower() in self.unlimited
 
 
 def _cost_figure(value: object) -> Decimal | None:
@@ -213,6 +283,21 @@ def number(value: object, name: str) -> Decimal:
     return parsed if parsed else Decimal(0)  # -0 becomes 0
 
 
+def amount(value: object, name: str) -> Decimal:
+    """A field's number, or the exact sum of a Sum's values, each a number."""
+    if not isinstance(value, tuple):
+        return number(value, name)
+    total = Decimal(0)
+    for part in value:
+        try:
+            total = DYNAMODB_CONTEXT.add(total, number(part, name))
+        except DecimalException:
+            raise UnusableResponse(f"'{name}' cannot be computed exactly") from None
+    if not storable(total):
+        raise UnusableResponse(f"field '{name}' is not a storable non-negative number")
+    return total
+
+
 def difference(limit: Decimal, used: Decimal, name: str) -> Decimal:
     """limit - used, floored at 0: computed exactly, and storable like any number, or not at all."""
     try:
@@ -231,6 +316,26 @@ def timestamp(value: object) -> str | None:
     return None
 
 
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def renewal(value: object) -> str | None:
+    """A renewal date, strictly: `YYYY-MM-DD` (midnight UTC; Hunter's `reset_date`), or an ISO
+    date and time with its offset (`2026-05-01T00:00:00.000Z`, `2023-06-18 20:52:28+00:00`), as
+    ISO UTC to the second; None for anything else, or a time without an offset."""
+    if not isinstance(value, str) or len(value) > MAX_TIMESTAMP:
+        return None
+    try:
+        if DATE.fullmatch(value):
+            return iso(datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC))
+        if not TIMESTAMP.fullmatch(value):
+            return None
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return iso(moment) if moment.tzinfo is not None else None
+
+
 def names() -> list[str]:
     """Every provider defined in this folder: the registry, and the only list of providers."""
     return sorted(path.stem for path in FOLDER.glob("*.yaml"))
@@ -239,8 +344,10 @@ def names() -> list[str]:
 @cache
 def load(name: str) -> Provider:
     """The provider defined in `<name>.yaml` (or its built form, `<name>.json`), validated."""
-    if not NAME.fullmatch(name) or not (FOLDER / f"{name}.yaml").is_file():
-        raise ValueError(f"{name[:40]!r} is not a defined provider ({', '.join(names())})")
+    if not NAME.fullmatch(name):
+        raise ValueError(f"{name[:40]!r} is not a provider name: {NAME.pattern}")
+    if not (FOLDER / f"{name}.yaml").is_file():
+        raise ValueError(f"{name!r} is not a defined provider ({', '.join(names())})")
     built = FOLDER / f"{name}.json"
     if built.is_file():
         return definition(f"{name}.yaml", json.loads(built.read_text(encoding="utf-8")))
@@ -269,7 +376,12 @@ def definition(file: str, document: object) -> Provider:
             raise fail(field, f"must match {pattern.pattern}")
         return value
 
-    def pool_field(value: object, field: str) -> Field:
+    def pool_field(value: object, field: str, sums: bool = True) -> Field:
+        if isinstance(value, dict) and sums and "sum" in value:
+            parts = mapping(value, field, {"sum"})["sum"]
+            if not isinstance(parts, list) or not 2 <= len(parts) <= 8:
+                raise fail(f"{field}.sum", "must list 2 to 8 fields")
+            return Sum(tuple(pool_field(part, f"{field}.sum[{i}]", sums=False) for i, part in enumerate(parts)))  # type: ignore[misc]
         if isinstance(value, dict):
             return Header(string(mapping(value, field, {"header"}).get("header"), f"{field}.header", TOKEN))
         return expression(value, field)
@@ -294,8 +406,18 @@ def definition(file: str, document: object) -> Provider:
     if f"{name}.yaml" != Path(file).name:
         raise fail("name", f"must be the file's name without .yaml, not {name!r}")
     request = mapping(doc.get("request"), "request", REQUEST_KEYS)
-    if request.get("method", "GET") != "GET":
-        raise fail("request.method", "only GET is supported")
+    method = request.get("method", "GET")
+    if method not in ("GET", "POST"):
+        raise fail("request.method", "GET or POST")
+    request_body = request.get("body")
+    if request_body is not None:
+        if method != "POST" or not isinstance(request_body, dict):
+            raise fail("request.body", "a mapping, the documented JSON body, and only with method POST")
+        if len(json.dumps(request_body)) > MAX_REQUEST_BODY:
+            raise fail("request.body", f"at most {MAX_REQUEST_BODY} bytes as JSON")
+    unlimited = doc.get("unlimited", [])
+    if not isinstance(unlimited, list) or not all(isinstance(v, str) and TEXT.fullmatch(v) for v in unlimited):
+        raise fail("unlimited", "a list of the texts that mean unlimited, such as [unlimited, inf]")
     auth = mapping(request.get("auth"), "request.auth", {"header", "bearer", "query"})
     if len(auth) != 1:
         raise fail("request.auth", "exactly one of {header: NAME} | {bearer: true} | {query: NAME}")
@@ -340,6 +462,13 @@ def definition(file: str, document: object) -> Provider:
     example = doc.get("example")
     if example is not None and not isinstance(example, dict):
         raise fail("example", "must be a mapping: a documented answer")
+    rejected_example = None
+    if "rejected_example" in doc:
+        rejected = mapping(doc["rejected_example"], "rejected_example", {"status", "body"})
+        status = rejected.get("status")
+        if status not in (200, 401, 403) or not isinstance(rejected.get("body"), dict | str):
+            raise fail("rejected_example", "{status: 200, 401 or 403, body: the documented answer (JSON or text)}")
+        rejected_example = (status, rejected["body"])
     return Provider(
         name=name,
         title=string(doc.get("title"), "title", TEXT),
@@ -348,11 +477,16 @@ def definition(file: str, document: object) -> Provider:
         path=string(request.get("path"), "request.path", PATH),
         auth=(kind, "Authorization" if kind == "bearer" else string(value, f"request.auth.{kind}", TOKEN)),
         pools=tuple(pools),
+        method=method,
+        body=MappingProxyType(request_body) if request_body is not None else None,
         rejected_when=expression(doc["rejected_when"], "rejected_when") if "rejected_when" in doc else None,
         topped_up_at=expression(doc["topped_up_at"], "topped_up_at") if "topped_up_at" in doc else None,
+        renews_at=expression(doc["renews_at"], "renews_at") if "renews_at" in doc else None,
+        unlimited=frozenset(value.strip().lower() for value in unlimited),
         rate_limit=rate_limit,
         costs=MappingProxyType(costs),
         example=example,
+        rejected_example=rejected_example,
     )
 
 
@@ -362,6 +496,7 @@ __all__ = [
     "DefinitionError",
     "Header",
     "Provider",
+    "Sum",
     "UnusableResponse",
     "load",
     "names",
