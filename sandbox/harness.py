@@ -194,7 +194,7 @@ class Stack:
         self.logs = boto3.client("logs", region_name=REGION)
         self.journal_group = f"/creditwatch/{name}/accounts"
         self.logs.create_log_group(logGroupName=self.journal_group)
-        for provider in PROVIDERS:
+        for provider in providers.names():
             self.logs.create_log_stream(logGroupName=self.journal_group, logStreamName=provider)
 
     def _create_table(self) -> Any:

@@ -309,6 +309,8 @@ def evaluate(
             if before.level > Level.OK:
                 alerts.append(alert(kind=AlertKind.RECOVERED, level=Level.OK, previous=before.level, pool=name))
         for balance in outcome.balances:
+            if balance.renews_at is not None and balance.renews_at <= observed_at:
+                balance = balance._replace(renews_at=None)  # a renewal already past tells nothing
             window, topup = advance(
                 windows.get(balance.pool, PoolWindow()),
                 balance.remaining,
