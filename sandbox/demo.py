@@ -16,12 +16,16 @@ from typing import Any
 
 from moto import mock_aws
 
+from creditwatch import providers
 from creditwatch.forecast import forecast
 from creditwatch.notifier import credits
 from creditwatch.observability import logger
-from sandbox.harness import FAKE_AWS_ENV, PROVIDERS, Stack
+from sandbox.harness import FAKE_AWS_ENV, Stack, raw_template
 from sandbox.simulator import ProviderSimulator, Reply, balance, prospect
 
+# What a stack deploys by default (the four seeds), and the definitions that report a renewal date
+SEEDS = tuple(raw_template()["Parameters"]["Providers"]["Default"].split(","))
+PROVIDERS = SEEDS + tuple(n for n in providers.names() if n not in SEEDS and providers.load(n).renews_at)
 CLADO_TOPPED_UP_AT = "2026-11-01T09:00:00Z"  # what the simulated Clado reports as its last top-up
 
 # provider -> [(account, key, reply, per-account thresholds)]
@@ -76,7 +80,8 @@ def accounts() -> dict[str, list[tuple[str, str, Reply, dict[str, str]]]]:
     """The accounts above, and for any other provider in the registry one account answering
     its definition's documented example."""
     return {
-        provider: ACCOUNTS.get(provider) or [("main", f"demo-{provider}-main-0100", balance(provider, 25_000), {})]
+        provider: ACCOUNTS.get(provider)
+        or [("main", f"demo-{provider}-main-0100", Reply(body=providers.load(provider).example), {})]
         for provider in PROVIDERS
     }
 

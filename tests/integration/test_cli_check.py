@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from creditwatch import providers
+
 from sandbox.simulator import Reply, balance, prospect
 from tests.command import run
 
@@ -156,7 +158,7 @@ def test_a_network_failure_is_a_failed_check_with_a_reason(monkeypatch):
 @pytest.mark.parametrize(
     ("args", "env", "sentence"),
     [
-        (("check", "acme"), {}, "creditwatch: 'acme' is not a defined provider (clado, cleanlist, clodura, leadmagic)"),
+        (("check", "acme"), {}, f"creditwatch: 'acme' is not a defined provider ({', '.join(providers.names())})"),
         (("check",), {}, "creditwatch: no keys found: set <PROVIDER>_API_KEY"),
         (
             ("check", "clado"),
@@ -249,7 +251,7 @@ def test_providers_lists_the_registry_with_each_key_variable_and_documented_oper
     result = run("providers")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines[1:]] == ["clado", "cleanlist", "clodura", "leadmagic"]
+    assert [line.split()[0] for line in lines[1:]] == list(providers.names())
     clodura = next(line for line in lines if line.startswith("clodura"))
     assert "credits, contact_views, direct_dials" in clodura
     assert "CLODURA_API_KEY" in clodura

@@ -19,8 +19,8 @@ def test_the_demo_runs_from_the_installed_command_with_no_aws_account(tmp_path):
         [COMMAND, "demo", "--plot", plot], capture_output=True, text=True, env=env, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert "creditwatch demo: 4 providers, 9 accounts" in done.stdout
-    assert "Alerts published to SNS (7):" in done.stdout
+    assert "creditwatch demo: 8 providers, 13 accounts" in done.stdout
+    assert "Alerts published to SNS (10):" in done.stdout
     assert "Second run of every handler: 0 new alert(s) and 0 new event(s)" in done.stdout
     assert "demo-clado" not in done.stdout + done.stderr  # the demo's keys, like any, stay out of the output
     # 240 seeded hourly, and the demo's two runs (one snapshot if both fall in the same second)
