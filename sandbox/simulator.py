@@ -66,14 +66,19 @@ def balance(provider: str, credits: Any, **extra: Any) -> Reply:
     return Reply(body={**body, **extra})
 
 
+def _path(field: Any) -> list[str]:
+    """The example's path a.b.c: a plain path, or the first of `a.b || [0].a.b` (Clearout)."""
+    return field.source.split(" || ")[0].split(".")
+
+
 def _get(body: dict[str, Any], field: Any) -> Any:
-    for name in field.source.split("."):  # the examples' paths are plain a.b.c
+    for name in _path(field):
         body = body[name]
     return body
 
 
 def _put(body: dict[str, Any], field: Any, value: Any) -> None:
-    *parents, leaf = field.source.split(".")
+    *parents, leaf = _path(field)
     for parent in parents:
         body = body.setdefault(parent, {})
     body[leaf] = value

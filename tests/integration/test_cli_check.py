@@ -7,7 +7,6 @@ import socket
 import pytest
 
 from creditwatch import providers
-
 from sandbox.simulator import Reply, balance, prospect
 from tests.command import run
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from creditwatch import providers
-from creditwatch.domain import Balance, Checked, Rejected, Unavailable
+from creditwatch.domain import Balance, Checked, Exhausted, Rejected, Unavailable
 from creditwatch.http import fetch, new_session
 from creditwatch.providers import DefinitionError, parse_definition, renewal
 from sandbox.simulator import ProviderSimulator, Reply, balance
@@ -92,6 +92,47 @@ def test_zerobounce_minus_one_is_a_rejected_key_as_a_number_or_a_string(credits)
         )
         # an unknown key gets the documented answer, {"Credits": -1} with 200, as the real API does
         assert fetch(new_session(), provider, simulator.base_url, "unknown-key-0000") == Rejected(200)
+
+
+@pytest.mark.parametrize("status", [200, 400, 404])
+def test_balances_in_headers_are_read_on_an_answer_of_any_status(status):
+    """People Data Labs' bare enrichment request matches nothing (400 or 404) and costs nothing;
+    its headers carry the balance all the same. A bad key and an empty account keep their meaning."""
+    provider = providers.load("people-data-labs")
+    headers = {"X-TotalLimit-Remaining": "1342"}
+    with ProviderSimulator() as simulator:
+        simulator.script(
+            "people-data-labs",
+            KEY,
+            Reply(status, dict(provider.example or {}), headers=headers),
+            Reply(status, "not json", headers=headers),  # the body is never read
+            Reply(404, dict(provider.example or {})),  # no header: nothing to read
+            Reply(402, {"status": 402}, headers={"X-TotalLimit-Remaining": "0"}),
+            Reply(500, {"status": 500}, headers=headers),  # a server error is no answer, headers or not
+        )
+        session = new_session()
+        answers = [fetch(session, provider, simulator.base_url, KEY) for _ in range(4)]
+        assert fetch(session, provider, simulator.base_url, "unknown-key-0000") == Rejected(401)
+    read = Checked((Balance("credits", Decimal(1342)),))
+    assert answers[:2] == [read, read]
+    assert answers[2] == Unavailable("unusable response: none of the definition's pools is in the body")
+    assert answers[3] == Exhausted()
+
+
+def test_a_body_balance_is_still_refused_on_any_status_but_200():
+    with ProviderSimulator() as simulator:
+        simulator.script("enrow", KEY, Reply(404, {"credits": 5}))
+        assert fetch(new_session(), providers.load("enrow"), simulator.base_url, KEY) == Unavailable(
+            "the provider answered HTTP 404"
+        )
+
+
+def test_clearout_is_read_as_its_openapi_has_it_and_as_its_docs_page_wraps_it():
+    provider = providers.load("clearout")
+    answer = dict(provider.example or {})
+    assert provider.parse(answer) == provider.parse([answer]) == (Balance("credits", Decimal(114563)),)
+    with pytest.raises(providers.UnusableResponse, match="none of the definition's pools"):
+        provider.parse([])
 
 
 def test_an_unlimited_pool_is_kept_apart_never_a_balance_and_never_mistaken_for_an_unknown_one():

@@ -112,7 +112,8 @@ def test_auth_and_payment_statuses(check, status, expected):
         ("leadmagic", 200, {"credits": None}, "none of the definition's pools"),
         ("leadmagic", 200, {"credits": -1}, "non-negative"),
         ("leadmagic", 200, {}, "none of the definition's pools"),
-        ("cleanlist", 200, [1], "not a JSON object"),
+        ("cleanlist", 200, 1, "not a JSON object"),
+        ("cleanlist", 200, [1], "none of the definition's pools"),  # an array is for expressions to index
         ("clodura", 200, {"contactsView": 1}, "'maxContacts' is missing"),
         ("clodura", 200, {"unrelated": 1}, "none of the definition's pools"),
         (

@@ -170,7 +170,7 @@ def fetch(pool: urllib3.PoolManager, provider: Provider, base_url: str, api_key:
                 return Rejected(status)
             if status == 402:
                 return Exhausted()
-            if status != 200:
+            if status != 200 and not (provider.reads_headers and status < 500 and status != 429):
                 return Unavailable(f"the provider answered HTTP {status}")
             content = _read(response, deadline)
             answer_headers = {name.lower(): value for name, value in response.headers.items()}
@@ -189,9 +189,15 @@ def _classify(provider: Provider, content: bytes, headers: dict[str, str] | None
     try:
         body = json.loads(content, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
-        return Unavailable("unusable response: body is not JSON")
-    if not isinstance(body, dict):
-        return Unavailable("unusable response: body is not a JSON object")
+        if not provider.reads_headers:
+            return Unavailable("unusable response: body is not JSON")
+        body = {}
+    # an object, or an array for the definition's expressions to index (Clearout's docs show
+    # its answer wrapped in one)
+    if not isinstance(body, dict | list):
+        if not provider.reads_headers:
+            return Unavailable("unusable response: body is not a JSON object")
+        body = {}
     try:
         if provider.rejects(body):
             return Rejected(200)

@@ -31,7 +31,7 @@ from jmespath.exceptions import JMESPathError
 from creditwatch.domain import Balance, Checked, iso
 from creditwatch.observability import logger
 
-Body = Mapping[str, Any]
+Body = Mapping[str, Any] | list[Any]  # a JSON object, or an array (Clearout)
 FOLDER = Path(__file__).parent
 
 # What every store can hold: DynamoDB keeps 38 significant digits, CloudWatch takes values
@@ -178,6 +178,13 @@ class Provider(NamedTuple):
     costs: Mapping[str, Cost] = MappingProxyType({})  # credits per record of each documented operation
     example: Mapping[str, Any] | None = None  # a documented answer, for the simulator and tests
     rejected_example: tuple[int, Any] | None = None  # the documented answer to a bad key: status, body
+
+    @property
+    def reads_headers(self) -> bool:
+        """Every pool comes from response headers (People Data Labs), which its answers carry
+        whatever their status: the body and a status such as 400 or 404 do not matter."""
+        fields = [f for pool in self.pools for f in (pool.remaining, pool.limit, pool.used) if f is not None]
+        return all(isinstance(f, Header) for f in fields)
 
     @property
     def key_interval(self) -> float:
