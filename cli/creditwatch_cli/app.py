@@ -648,7 +648,7 @@ def silence_add(
         raise UserError(f"--who: 1-{MAX_WHO} printable characters")
     entry = Silence(account, pool, iso(ends), reason, who.strip(), keys)
     with reading(deployment):
-        replaced = deployed.put_silence(deployment, definition.name, entry)
+        replaced = deployment.repository(definition.name).save_silence(entry)
         known = account == "*" or account in deployed.accounts(deployment, definition.name)
     if not known:  # a typo silences nothing: say so, but keep it for an account still to come
         click.echo(f"note: no {definition.name} account {account!r} has been checked yet", err=True)
@@ -709,7 +709,9 @@ def silence_remove(name: str, account: str, pool: str, where: Where) -> int:
     _check_target(account, pool)
     deployment = where.connect()
     with reading(deployment):
-        deployed.delete_silence(deployment, definition.name, account, pool)
+        removed = deployment.repository(definition.name).delete_silence(account, pool)
+    if not removed:
+        raise UserError(f"no silence for {definition.name} account {account!r}, pool {pool!r}")
     click.echo(f"removed the silence of {definition.name} account {account}, pool {pool}")
     return checks.EXIT_OK
 

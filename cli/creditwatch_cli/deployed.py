@@ -17,11 +17,10 @@ import boto3
 from botocore.exceptions import ClientError
 
 from creditwatch.domain import Silence, iso, parse_iso
-from creditwatch.repository import Repository, Stored, partition, query, typed
+from creditwatch.repository import Repository, Stored, partition, query
 from creditwatch_cli.errors import UserError
 
 ACCOUNTS_INDEX = "Accounts"
-SILENCE_GRACE_DAYS = 7  # an ended silence stays listable this long, then expires by TTL
 
 
 class Deployment(NamedTuple):
@@ -153,30 +152,3 @@ def topups(deployment: Deployment, provider: str, account: str, pool: str, since
         TopUp(parse_iso(item["observed_at"]), item["previous"], item["balance"], item.get("added")) for item in found
     ]
     return [topup for topup in recorded if topup.at >= since]
-
-
-def silence_key(provider: str, account: str, pool: str) -> dict[str, Any]:
-    return {"pk": {"S": partition(provider, "")}, "sk": {"S": f"SILENCE#{account}#{pool}"}}
-
-
-def put_silence(deployment: Deployment, provider: str, silence: Silence) -> bool:
-    """Write a silence; True when it replaced one for the same account and pool."""
-    expires = parse_iso(silence.until).timestamp() + SILENCE_GRACE_DAYS * 86400
-    attributes = {**silence._asdict(), "expires_at": int(expires)}
-    item = silence_key(provider, silence.account, silence.pool) | {k: typed(v) for k, v in attributes.items()}
-    previous = deployment.client.put_item(TableName=deployment.table, Item=item, ReturnValues="ALL_OLD")
-    return "Attributes" in previous
-
-
-def delete_silence(deployment: Deployment, provider: str, account: str, pool: str) -> None:
-    """Remove a silence; UserError when there is none for that account and pool."""
-    try:
-        deployment.client.delete_item(
-            TableName=deployment.table,
-            Key=silence_key(provider, account, pool),
-            ConditionExpression="attribute_exists(pk)",
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise UserError(f"no silence for {provider} account {account!r}, pool {pool!r}") from None
-        raise

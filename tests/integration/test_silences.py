@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from creditwatch.domain import iso
+from creditwatch.domain import Silence, iso
 from sandbox.harness import Stack
 from sandbox.simulator import ProviderSimulator, Reply, balance
 
@@ -28,13 +28,23 @@ def leadmagic(stack: Stack, simulator: ProviderSimulator, clock):
     return check
 
 
-def silence(stack: Stack, clock, hours: float, account: str = "default", pool: str = "*", **extra) -> None:
+def silence(stack: Stack, clock, hours: float, account: str = "default", pool: str = "*", keys: bool = False) -> None:
+    """What `creditwatch silence add` writes, through the repository that owns the items."""
     until = iso(clock() + timedelta(hours=hours))
-    stack.table.put_item(
-        Item={"pk": "leadmagic#", "sk": f"SILENCE#{account}#{pool}", "account": account, "pool": pool, "until": until}
-        | {"reason": "bulk import", "who": "ops@example.com"}
-        | extra
-    )
+    stack.repository("leadmagic").save_silence(Silence(account, pool, until, "bulk import", "ops@example.com", keys))
+
+
+def test_the_repository_writes_replaces_and_removes_a_silence(stack: Stack, clock):
+    repository = stack.repository("leadmagic")
+    entry = Silence("default", "*", iso(clock() + timedelta(hours=2)), "bulk import", "ops@example.com", False)
+    assert repository.save_silence(entry) is False
+    assert repository.save_silence(entry._replace(reason="longer import")) is True  # the same account and pool
+    assert repository.silences() == [entry._replace(reason="longer import")]
+    (item,) = [i for i in stack.items() if i["sk"].startswith("SILENCE#")]
+    assert item["expires_at"] > clock().timestamp() + 7 * 86400  # listable a while after it ends
+    assert repository.delete_silence("default", "*") is True
+    assert repository.delete_silence("default", "*") is False
+    assert repository.silences() == []
 
 
 def test_a_silence_keeps_alerts_quiet_then_sends_one_catch_up(leadmagic, stack: Stack, clock, capsys):

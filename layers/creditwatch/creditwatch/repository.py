@@ -57,6 +57,7 @@ BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 UNPROCESSED_ROUNDS = 6  # attempts at what DynamoDB left unprocessed, within the deadline
 BACKOFF_BASE = 0.05  # seconds; full jitter, doubling each round
 BACKOFF_MAX = 2.0
+SILENCE_GRACE_DAYS = 7  # an ended silence stays listable this long, then expires by TTL
 # What a write of one item can raise: AWS's refusals, and the serializer's for a value it cannot hold.
 WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueError)
 # What decoding a stored item can raise when something else wrote it (a packed window cut short, say).
@@ -236,6 +237,33 @@ class Repository:
                 continue
             found.append(silence)
         return found
+
+    def save_silence(self, silence: Silence) -> bool:
+        """Write a silence (the `creditwatch silence add` command's); True when it replaced one
+        for the same account and pool. It expires by TTL a grace period after it ends, so an
+        ended silence stays listable a while."""
+        expires = parse_iso(silence.until).timestamp() + SILENCE_GRACE_DAYS * 86400
+        attributes = {**silence._asdict(), "expires_at": int(expires)}
+        item = self._silence_key(silence.account, silence.pool) | {k: typed(v) for k, v in attributes.items()}
+        previous = self.client.put_item(TableName=self.table, Item=item, ReturnValues="ALL_OLD")
+        return "Attributes" in previous
+
+    def delete_silence(self, account: str, pool: str) -> bool:
+        """Remove a silence; False when there is none for that account and pool."""
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=self._silence_key(account, pool),
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _silence_key(self, account: str, pool: str) -> dict[str, Any]:
+        return self._provider_key(f"SILENCE#{account}#{pool}")
 
     def cursor(self, key: str) -> str | None:
         """The account the last run over the set named `key` could not check first, if any.
