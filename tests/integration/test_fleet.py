@@ -3,10 +3,12 @@
 import itertools
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
-from creditwatch import providers, secret_store
+from creditwatch import monitor, providers, secret_store
 from creditwatch.providers import RateLimit
 from sandbox.harness import ROOT, LambdaContext, Stack, handler
 from sandbox.simulator import ProviderSimulator, Reply, balance
@@ -210,3 +212,44 @@ def test_a_broken_secret_with_the_longest_name_alerts_with_a_valid_event(stack: 
     stack.invoke("leadmagic", stack.environment("leadmagic", simulator.base_url))
     (event,) = stack.events()
     assert event["detail"]["account"] == f"{stack.secret_name('leadmagic')}/{label}"
+
+
+def test_a_shard_that_fails_halfway_rechecks_only_the_accounts_it_had_not_finished(
+    stack: Stack, simulator: ProviderSimulator, sharded, monkeypatch
+):
+    """SQS delivers a failed shard again. The redelivery checks the one account whose alert
+    could not be published, and no other: each key's request is spent once, each alert sent once."""
+    env, queue = sharded
+    stack.invoke("leadmagic", env)
+    messages = []
+    while batch := stack.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        messages += batch
+    low = next(m for m in messages if "client-00020" in m["Body"])  # client-00020 to -00024, all low
+    record = {"messageId": low["MessageId"], "body": low["Body"], "eventSource": "aws:sqs"}
+    sns = monitor.aws()[1]
+    publish = sns.publish
+
+    def publish_but_one(**kwargs: Any) -> Any:
+        if kwargs["MessageAttributes"]["account"]["StringValue"] == "client-00022":
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "Publish")
+        return publish(**kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sns, "publish", publish_but_one)
+        with pytest.raises(monitor.RunIncomplete, match="client-00022"):
+            stack.invoke("leadmagic", env, event={"Records": [record]})
+    assert simulator.calls_to("leadmagic") == 5
+    alerted = [attributes(a)["account"] for a in stack.alerts()]
+    assert sorted(alerted) == ["client-00020", "client-00021", "client-00023", "client-00024"]
+
+    (shard,) = stack.invoke("leadmagic", env, event={"Records": [record]})["shards"]  # the redelivery
+
+    assert shard["accounts"] == 1
+    assert simulator.calls_to("leadmagic") == 6  # client-00022's key alone, again
+    alerted = [attributes(a)["account"] for a in stack.alerts()]
+    assert sorted(alerted) == [f"client-{index:05d}" for index in range(20, 25)]  # each once
+    (progress,) = [i for i in stack.items() if i["sk"] == f"SHARD#{low['MessageId']}"]
+    assert progress["done"] == {f"client-{index:05d}" for index in range(20, 25)}
+
+    stack.invoke("leadmagic", env, event={"Records": [record]})  # a late duplicate: nothing left to do
+    assert simulator.calls_to("leadmagic") == 6

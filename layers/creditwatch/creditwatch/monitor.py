@@ -155,10 +155,22 @@ def check_shards(records: list[ShardRecord], context: LambdaContext, settings: S
         shard = json.loads(record["body"])
         logger.set_correlation_id(shard.get("run"))
         wanted = set(shard["accounts"])
-        accounts = [account for account in everyone if account.name in wanted]
-        logger.info("shard started", extra={"shard": shard.get("shard"), "accounts": len(accounts)})
-        budget = fleet.share(settings.account_series, len(accounts), len(everyone))
-        results.append(new_run(settings, context, budget).check(accounts))
+        budget = fleet.share(settings.account_series, len(wanted), len(everyone))
+        run = new_run(settings, context, budget)
+        # A redelivered shard (its invocation failed) checks only what the earlier ones did not
+        # finish: each account is checked once, its requests spent once.
+        done = run.repository.shard_progress(record["messageId"])
+        accounts = [account for account in everyone if account.name in wanted - done]
+        logger.info(
+            "shard started", extra={"shard": shard.get("shard"), "accounts": len(accounts), "finished": len(done)}
+        )
+        try:
+            results.append(run.check(accounts))
+        finally:
+            try:
+                run.repository.save_shard_progress(record["messageId"], run.finished, run.clock())
+            except (BotoCoreError, ClientError) as error:  # a redelivery then checks the shard whole
+                logger.warning("shard progress not saved", extra={"error": type(error).__name__})
     return {"provider": settings.provider.name, "shards": results}
 
 
@@ -230,6 +242,8 @@ class Run:
     series_budget: int = 0  # series of accounts' own this run may publish
     journal: Journal | None = None  # where every account's line goes; the function's log without one
     problems: list[str] = field(default_factory=list)
+    unfinished: set[str] = field(default_factory=set)  # accounts whose work a problem cut short
+    finished: set[str] = field(default_factory=set)  # checked, saved and alerted, problem-free
     alerts_sent: int = 0
     events_sent: int = 0
     alerts_silenced: int = 0
@@ -304,6 +318,7 @@ class Run:
         }
         for name, value in run.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        self.finished = set(evaluations) - self.unfinished
         if self.problems:
             raise RunIncomplete("; ".join(self.problems))
         return summary
@@ -382,12 +397,16 @@ class Run:
         except Exception as error:  # noqa: BLE001 (isolation: logged with its type, reported by RunIncomplete)
             failure = {"account": account, "stage": stage, "error": type(error).__name__}
             logger.exception("account failed", extra=failure)
-            self.problems.append(f"{stage} of {account} failed ({type(error).__name__})")
+            self._account_problem(account, f"{stage} of {account} failed ({type(error).__name__})")
             return None
 
     def _problem(self, text: str, **extra: Any) -> None:
         logger.error(text, extra=extra)
         self.problems.append(text)
+
+    def _account_problem(self, account: str, text: str) -> None:
+        self.problems.append(text)
+        self.unfinished.add(account)
 
     def _fetch_in_time(self, account: Account) -> Outcome | None:
         """On a worker thread: the account's check, or None when the run has no time left for it."""
@@ -460,9 +479,11 @@ class Run:
         except Exception as error:  # noqa: BLE001 (alerts still go out; reported by RunIncomplete)
             logger.exception("balances not saved", extra={"snapshots": len(snapshots), "error": type(error).__name__})
             self.problems.append(f"{len(snapshots)} snapshot(s) not saved")
+            self.unfinished.update(evaluations)
             return
         if failed:
             self._problem(f"balances of {len(failed)} account(s) not saved", accounts=sorted(failed))
+            self.unfinished.update(failed)
 
     def _record_topup(self, record: TopUpRecord, allotment: Allotment) -> None:
         if not self.repository.save_topup(record):
@@ -489,6 +510,7 @@ class Run:
         if len(outbox) > MAX_OUTBOX:  # the channels have refused alerts for many runs: the oldest go, loudly
             dropped, outbox = outbox[:-MAX_OUTBOX], outbox[-MAX_OUTBOX:]
             self._problem(f"{len(dropped)} unsent alert(s) of {account} dropped: the outbox is full", account=account)
+            self.unfinished.add(account)
             kept = {p.message.id for p in outbox}
             mine = [pending for pending in mine if pending.message.id in kept]
         try:
@@ -498,7 +520,7 @@ class Run:
             return
         except AWS_ERRORS:
             logger.exception("state not saved; alerts deferred to the next run", extra={"account": account})
-            self.problems.append(f"state of {account} not saved")
+            self._account_problem(account, f"state of {account} not saved")
             return
         refused = set()
         for pending in mine:
@@ -516,7 +538,7 @@ class Run:
                 return
             version = confirmed
         if refused:
-            self.problems.append(f"{len(refused)} alert(s) for {account} not published to every channel")
+            self._account_problem(account, f"{len(refused)} alert(s) for {account} not published to every channel")
             # Released at once, so the next run resends them (to the channels that refused them
             # only) without waiting for the lease.
             released = [p._replace(lease_until=at) if p.message.id in refused else p for p in outbox]
@@ -574,7 +596,7 @@ class Run:
             return self.repository.save_state(account, version, evaluation.state, outbox, clock)
         except (StateConflict, *AWS_ERRORS):
             logger.exception("outbox not updated; its alerts wait for their lease", extra={"account": account})
-            self.problems.append(f"outbox of {account} not updated")
+            self._account_problem(account, f"outbox of {account} not updated")
             return None
 
 

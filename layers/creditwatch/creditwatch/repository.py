@@ -57,6 +57,7 @@ BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 UNPROCESSED_ROUNDS = 6  # attempts at what DynamoDB left unprocessed, within the deadline
 BACKOFF_BASE = 0.05  # seconds; full jitter, doubling each round
 BACKOFF_MAX = 2.0
+SHARD_PROGRESS_SECONDS = 6 * 3600  # as long as the shard queue keeps a message
 SILENCE_GRACE_DAYS = 7  # an ended silence stays listable this long, then expires by TTL
 # What a write of one item can raise: AWS's refusals, and the serializer's for a value it cannot hold.
 WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueError)
@@ -264,6 +265,34 @@ class Repository:
 
     def _silence_key(self, account: str, pool: str) -> dict[str, Any]:
         return self._provider_key(f"SILENCE#{account}#{pool}")
+
+    def shard_progress(self, message: str) -> set[str]:
+        """The accounts earlier deliveries of one shard message finished (`SHARD#<messageId>`).
+        Unreadable is the same as none: the shard is checked whole, which costs requests but
+        loses nothing."""
+        try:
+            item = self.client.get_item(
+                TableName=self.table, Key=self._provider_key(f"SHARD#{message}"), ConsistentRead=True
+            ).get("Item")
+        except (BotoCoreError, ClientError):
+            return set()
+        return set(item["done"]["SS"]) if item and "SS" in item.get("done", {}) else set()
+
+    def save_shard_progress(self, message: str, finished: Iterable[str], at: datetime) -> None:
+        """Add accounts to a shard message's finished set: a union, so that two deliveries of
+        one message running at once lose neither's. It expires with the queue's messages."""
+        names = sorted(set(finished))
+        if not names:
+            return
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._provider_key(f"SHARD#{message}"),
+            UpdateExpression="ADD done :names SET expires_at = :expires",
+            ExpressionAttributeValues={
+                ":names": {"SS": names},
+                ":expires": {"N": str(int(at.timestamp()) + SHARD_PROGRESS_SECONDS)},
+            },
+        )
 
     def cursor(self, key: str) -> str | None:
         """The account the last run over the set named `key` could not check first, if any.
