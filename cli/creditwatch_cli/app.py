@@ -385,10 +385,12 @@ def _account(provider_name: str, accounts: list[Any], wanted: str | None) -> Any
 @cli.command()
 @click.argument("names", metavar="[PROVIDER]...", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per account and pool.")
+@click.option("--all", "everything", is_flag=True, help="Also the accounts removed from every secret.")
 @_where
-def status(names: tuple[str, ...], as_json: bool, where: Where) -> int:
+def status(names: tuple[str, ...], as_json: bool, everything: bool, where: Where) -> int:
     """The deployed stack's view: per account and pool, the latest balance, level, burn rate,
-    days until empty, last top-up, open alerts and active silences."""
+    days until empty, last top-up, open alerts and active silences. Accounts removed from the
+    secrets are left out, unless --all (their level: removed)."""
     chosen = [provider(name).name for name in names] or providers.names()
     deployment = where.connect()
     now = datetime.now(UTC)
@@ -396,6 +398,7 @@ def status(names: tuple[str, ...], as_json: bool, where: Where) -> int:
     with reading(deployment):
         for name in chosen:
             accounts = deployed.accounts(deployment, name)
+            accounts += deployed.accounts(deployment, name, retired=True) if everything else []
             found = deployed.stored(deployment, name, accounts) if accounts else {}
             silences = deployed.silences(deployment, name) if accounts else []
             for account in accounts:
@@ -479,7 +482,9 @@ def _status_rows(
                 if level > Level.OK:
                     alerts.append(f"{kind} {level}")
         covering = [s for s in silences if s.holds(account, at) and (pool is None or s.pool in ("*", pool))]
-        if pool_state is not None:
+        if state.retired_at is not None:
+            level = "removed"
+        elif pool_state is not None:
             level = str(pool_state.level)
         else:  # no balance yet: what the checks say
             level = "failed" if state.check > Level.OK else "failing" if state.failures else "-"

@@ -20,8 +20,6 @@ from creditwatch.domain import Silence, iso, parse_iso
 from creditwatch.repository import Repository, Stored, partition, query
 from creditwatch_cli.errors import UserError
 
-ACCOUNTS_INDEX = "Accounts"
-
 
 class Deployment(NamedTuple):
     stack: str | None
@@ -85,16 +83,10 @@ def connect(
     return Deployment(stack, session.region_name, client, outputs["BalancesTableName"], parameters)
 
 
-def accounts(deployment: Deployment, provider: str) -> list[str]:
-    """The provider's accounts: those with an alert state, from the sparse Accounts index."""
-    found = query(
-        deployment.client,
-        TableName=deployment.table,
-        IndexName=ACCOUNTS_INDEX,
-        KeyConditionExpression="fleet = :fleet",
-        ExpressionAttributeValues={":fleet": {"S": provider}},
-    )
-    return [item["account"] for item in found]
+def accounts(deployment: Deployment, provider: str, retired: bool = False) -> list[str]:
+    """The provider's accounts with a state (the sparse Accounts index): those monitored, or
+    with `retired` those removed from every secret."""
+    return deployment.repository(provider).accounts(retired)
 
 
 def stored(deployment: Deployment, provider: str, names: list[str]) -> dict[str, Stored]:

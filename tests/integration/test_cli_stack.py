@@ -320,3 +320,16 @@ def test_an_account_whose_state_predates_the_index_is_listed_after_its_next_run(
     listed = {row["account"] for row in json.loads(run("status", "cleanlist", *ON_STACK, "--json").stdout)}
     assert listed == {"ops", "research"}
     assert len(deployed.alerts()) == alerts  # and no alert comes of it
+
+
+def test_status_leaves_out_a_removed_account_unless_all(deployed, simulator):
+    fleet(deployed, simulator)
+    invoke(deployed, simulator, "cleanlist")
+    deployed.put_secret("cleanlist", {"accounts": [{"name": "ops", "api_key": "cleanlist-ops-key-0001"}]})
+    invoke(deployed, simulator, "cleanlist")  # retires research
+    rows = json.loads(run("status", "cleanlist", *ON_STACK, "--json").stdout)
+    assert [row["account"] for row in rows] == ["ops"]
+    rows = json.loads(run("status", "cleanlist", "--all", *ON_STACK, "--json").stdout)
+    by_account = {row["account"]: row for row in rows}
+    assert sorted(by_account) == ["ops", "research"]
+    assert (by_account["research"]["level"], by_account["research"]["alerts"]) == ("removed", [])

@@ -163,6 +163,7 @@ class AccountState(NamedTuple):
     failures: int = 0
     pools: Mapping[str, PoolState] = EMPTY
     silenced: tuple[str, ...] = ()  # what a silence kept quiet ("<pool>:<aspect>", ":check"), owed a catch-up
+    retired_at: str | None = None  # when the account left every secret of the fleet
 
 
 class Policy(NamedTuple):
@@ -399,6 +400,26 @@ def _pool(
             )
         )
     return PoolState(level, alerted_at, predicted, spiking, spike_alerted_at), alerts
+
+
+RETIRED = "no longer monitored"
+
+
+def retire(provider: str, account: str, now: datetime, previous: AccountState) -> Evaluation:
+    """An account no longer in any of the fleet's secrets. Each alert still open (a pool's
+    level, forecast or spike, or the check) closes with an info `recovered` saying it is no
+    longer monitored: the same aspect, so the same dedup_key, and its incident resolves. The
+    state is kept, marked retired; a state already retired closes nothing again."""
+    if previous.retired_at is not None:
+        return Evaluation(previous, previous.retired_at)
+    observed_at = iso(now)
+    close = partial(Alert, AlertKind.RECOVERED, Level.OK, provider, account, observed_at, reason=RETIRED)
+    alerts = [close(previous=previous.check)] if previous.check > Level.OK else []
+    for name, pool in sorted(previous.pools.items()):
+        for aspect, level in (("level", pool.level), ("forecast", pool.forecast), ("spike", pool.spike)):
+            if level > Level.OK:
+                alerts.append(close(pool=name, aspect=aspect, previous=level))
+    return Evaluation(AccountState(version=previous.version, retired_at=observed_at), observed_at, alerts=tuple(alerts))
 
 
 def renews_first(balance: Balance, prediction: Forecast) -> bool:

@@ -42,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from creditwatch import fleet, providers
 from creditwatch.config import Account, Settings
 from creditwatch.domain import (
+    AccountState,
     Alert,
     Evaluation,
     Misconfigured,
@@ -55,6 +56,7 @@ from creditwatch.domain import (
     evaluate,
     failure_reason,
     iso,
+    retire,
 )
 from creditwatch.fleet import Allotment, Standing, pool_values
 from creditwatch.http import REQUEST_BUDGET, Pacer, fetch, new_session
@@ -141,9 +143,14 @@ def check_provider(event: ScheduledEvent, context: LambdaContext, settings: Sett
     if not accounts:
         logger.warning("not configured: the secret holds the placeholder", extra={"secret": settings.secret_name})
         return {"provider": provider.name, "configured": False}
+    run = new_run(settings, context, settings.account_series)
+    run.retire({account.name for account in accounts})
     if settings.shard_queue_url and len(accounts) > settings.accounts_per_shard:
-        return send_shards(settings, [account.name for account in accounts], event)
-    return new_run(settings, context, settings.account_series).check(accounts)
+        summary = send_shards(settings, [account.name for account in accounts], event)
+        if run.problems:  # a retired account's delivery failed: it is retried by the next run
+            logger.warning("retirement incomplete", extra={"problems": run.problems})
+        return summary
+    return run.check(accounts)
 
 
 def check_shards(records: list[ShardRecord], context: LambdaContext, settings: Settings) -> dict[str, Any]:
@@ -270,6 +277,7 @@ class Run:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
             outcomes = pool.map(self._fetch_in_time, queue)
             stored, unread = self.repository.load([account.name for account in queue])
+            stored = {name: _returned(found) if found.state.retired_at else found for name, found in stored.items()}
             if unread:
                 self._problem(f"state of {len(unread)} account(s) not read", accounts=unread)
             for account, outcome in zip(queue, outcomes, strict=True):
@@ -544,6 +552,28 @@ class Run:
             released = [p._replace(lease_until=at) if p.message.id in refused else p for p in outbox]
             self._confirm(account, version, evaluation, released, clock)
 
+    def retire(self, present: set[str]) -> int:
+        """Retire the accounts with a state that no secret of the fleet holds any more: what
+        each was owed is delivered, its open alerts close with one `recovered` each ("no
+        longer monitored"), and its state is kept, marked retired. Returns how many."""
+        try:
+            gone = sorted(set(self.repository.accounts()) - present)
+        except AWS_ERRORS:
+            logger.exception("accounts index not read; no account retired this run")
+            return 0
+        if not gone:
+            return 0
+        stored, unread = self.repository.load(gone)
+        if unread:
+            self._problem(f"state of {len(unread)} removed account(s) not read", accounts=unread)
+        self.silences = self._silences()
+        for name, previous in stored.items():
+            evaluation = retire(self.provider.name, name, self.clock(), previous.state)
+            if previous.state.retired_at is None:
+                logger.info("account retired", extra={"account": name, "closed": len(evaluation.alerts)})
+            self._isolated(name, "retire", partial(self._settle, name, previous, evaluation))
+        return len(stored)
+
     def _silences(self) -> list[Silence]:
         try:
             return self.repository.silences()
@@ -598,6 +628,12 @@ class Run:
             logger.exception("outbox not updated; its alerts wait for their lease", extra={"account": account})
             self._account_problem(account, f"outbox of {account} not updated")
             return None
+
+
+def _returned(retired: Stored) -> Stored:
+    """A retired account back in a secret starts afresh: no levels, no history; only the
+    state's version (for the conditional write) and anything still owed carry over."""
+    return Stored(AccountState(version=retired.state.version), outbox=retired.outbox, indexed=retired.indexed)
 
 
 def check_account(

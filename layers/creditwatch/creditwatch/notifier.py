@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from creditwatch.domain import Alert, AlertKind, parse_iso
+from creditwatch.domain import RETIRED, Alert, AlertKind, parse_iso
 from creditwatch.forecast import Forecast
 from creditwatch.providers import Provider
 
@@ -75,7 +75,15 @@ def render(alert: Alert, provider: Provider) -> Message:
     remaining = credits(alert.balance.remaining if alert.balance else None)
     prediction = alert.forecast
     lines: list[str]
-    if alert.kind is AlertKind.RECOVERED and alert.pool is None:
+    if alert.kind is AlertKind.RECOVERED and alert.reason == RETIRED:
+        what = "its check" if alert.pool is None else f"its {alert.aspect} alert"
+        headline = f"{where}: no longer monitored"
+        lines = [
+            f"{provider.title} account '{alert.account}' is no longer in creditwatch's secrets, so it is no longer "
+            f"checked. {what.capitalize()} ({alert.previous}) is closed.",
+            "If it was removed by mistake, or renamed, put it back: a key that returns starts afresh.",
+        ]
+    elif alert.kind is AlertKind.RECOVERED and alert.pool is None:
         headline = f"{where}: checks work again"
         lines = [f"Checking {provider.title} account '{alert.account}' works again (it was {alert.previous})."]
     elif alert.kind is AlertKind.RECOVERED and alert.aspect == "forecast":

@@ -57,6 +57,8 @@ BATCH_WRITE_LIMIT = 25  # items per BatchWriteItem
 UNPROCESSED_ROUNDS = 6  # attempts at what DynamoDB left unprocessed, within the deadline
 BACKOFF_BASE = 0.05  # seconds; full jitter, doubling each round
 BACKOFF_MAX = 2.0
+ACCOUNTS_INDEX = "Accounts"
+RETIRED_FLEET = "#retired"  # the Accounts index's partition of a provider's retired accounts
 SHARD_PROGRESS_SECONDS = 6 * 3600  # as long as the shard queue keeps a message
 SILENCE_GRACE_DAYS = 7  # an ended silence stays listable this long, then expires by TTL
 # What a write of one item can raise: AWS's refusals, and the serializer's for a value it cannot hold.
@@ -266,6 +268,17 @@ class Repository:
     def _silence_key(self, account: str, pool: str) -> dict[str, Any]:
         return self._provider_key(f"SILENCE#{account}#{pool}")
 
+    def accounts(self, retired: bool = False) -> list[str]:
+        """The accounts with a state, from the sparse Accounts index: those still monitored (or
+        retired but still owed a delivery), or with `retired` those retired."""
+        request = {
+            "TableName": self.table,
+            "IndexName": ACCOUNTS_INDEX,
+            "KeyConditionExpression": "fleet = :fleet",
+            "ExpressionAttributeValues": {":fleet": {"S": self.provider + (RETIRED_FLEET if retired else "")}},
+        }
+        return [str(item["account"]) for item in query(self.client, **request)]
+
     def shard_progress(self, message: str) -> set[str]:
         """The accounts earlier deliveries of one shard message finished (`SHARD#<messageId>`).
         Unreadable is the same as none: the shard is checked whole, which costs requests but
@@ -382,8 +395,12 @@ class Repository:
     def _state_item(
         self, account: str, version: int, state: AccountState, outbox: Sequence[Pending], now: datetime
     ) -> dict[str, Any]:
+        # The Accounts index's key: only STATE items carry it. A retired account moves to
+        # `<provider>#retired` once it owes nothing; until then the next run sees it and delivers.
+        fleet = self.provider if state.retired_at is None or outbox else f"{self.provider}{RETIRED_FLEET}"
         attributes = {
-            "fleet": self.provider,  # the Accounts index's key: only STATE items carry it
+            "fleet": fleet,
+            "retired_at": state.retired_at,
             "version": version,
             "check": str(state.check),
             "check_alerted_at": state.check_alerted_at,
@@ -498,6 +515,7 @@ def _state(item: dict[str, Any] | None) -> AccountState:
             for name, pool in item.get("pools", {}).items()
         },
         silenced=tuple(item.get("silenced", ())),
+        retired_at=item.get("retired_at"),
     )
 
 
