@@ -90,3 +90,17 @@ def test_a_removed_account_with_nothing_open_is_retired_quietly(leadmagic, stack
     leadmagic("kept")
     assert sent(stack, "gone") == []
     assert stack.repository("leadmagic").accounts(retired=True) == ["gone"]
+
+
+def test_a_secret_that_cannot_be_read_retires_none_of_its_accounts(
+    leadmagic, stack: Stack, simulator: ProviderSimulator, clock
+):
+    """A broken secret is not a removal: the monitored thing must not be able to close its own alerts."""
+    simulator.script("leadmagic", GONE, balance("leadmagic", 50))
+    stack.put_secret("leadmagic", {"accounts": [{"name": "gone", "api_key": GONE}]}, label="eu")
+    leadmagic("kept")
+    assert [kind for kind, _ in sent(stack, "gone")] == ["low_credits"]
+    stack.put_secret("leadmagic", "{not json", label="eu")
+    leadmagic("kept")
+    assert [kind for kind, _ in sent(stack, "gone")] == ["low_credits"]  # not "no longer monitored"
+    assert "gone" in stack.repository("leadmagic").accounts()

@@ -144,7 +144,10 @@ def check_provider(event: ScheduledEvent, context: LambdaContext, settings: Sett
         logger.warning("not configured: the secret holds the placeholder", extra={"secret": settings.secret_name})
         return {"provider": provider.name, "configured": False}
     run = new_run(settings, context, settings.account_series)
-    run.retire({account.name for account in accounts})
+    if any(account.problem for account in accounts):  # a secret or an entry not read: its accounts are unknown
+        logger.warning("the fleet's secrets were not all read: no account is retired this run")
+    else:
+        run.retire({account.name for account in accounts})
     if settings.shard_queue_url and len(accounts) > settings.accounts_per_shard:
         summary = send_shards(settings, [account.name for account in accounts], event)
         if run.problems:  # a retired account's delivery failed: it is retried by the next run
