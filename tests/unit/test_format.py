@@ -119,6 +119,17 @@ def test_balances_in_headers_are_read_on_an_answer_of_any_status(status):
     assert answers[3] == Exhausted()
 
 
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_is_never_read_for_its_headers(status):
+    """Redirects are not followed, and not answers: balances in their headers are not read."""
+    headers = {"X-TotalLimit-Remaining": "1342", "Location": "https://elsewhere.example/"}
+    with ProviderSimulator() as simulator:
+        simulator.script("people-data-labs", KEY, Reply(status, {}, headers=headers))
+        assert fetch(new_session(), providers.load("people-data-labs"), simulator.base_url, KEY) == Unavailable(
+            f"the provider answered HTTP {status}"
+        )
+
+
 def test_a_body_balance_is_still_refused_on_any_status_but_200():
     with ProviderSimulator() as simulator:
         simulator.script("enrow", KEY, Reply(404, {"credits": 5}))

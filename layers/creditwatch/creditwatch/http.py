@@ -170,7 +170,9 @@ def fetch(pool: urllib3.PoolManager, provider: Provider, base_url: str, api_key:
                 return Rejected(status)
             if status == 402:
                 return Exhausted()
-            if status != 200 and not (provider.reads_headers and status < 500 and status != 429):
+            # Balances in headers come on any client error too (People Data Labs' 400 or 404);
+            # a redirect, 429 or 5xx is never an answer, headers or not.
+            if status != 200 and not (provider.reads_headers and 400 <= status < 500 and status != 429):
                 return Unavailable(f"the provider answered HTTP {status}")
             content = _read(response, deadline)
             answer_headers = {name.lower(): value for name, value in response.headers.items()}
