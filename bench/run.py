@@ -212,10 +212,10 @@ def dynamodb_bound(size: int, shards: int) -> int:
     """The issue's budget per run, for each invocation that checks accounts (a shard is one),
     plus the scheduled run's one Query of the Accounts index (to retire accounts gone from the
     secrets) and each shard's read of its progress (`SHARD#`, what earlier deliveries finished)."""
-    if not shards:
-        return math.ceil(2 * size / 25) + math.ceil(2 * size / 100) + 2 + 1
-    per = math.ceil(size / shards)
-    return shards * (math.ceil(2 * per / 25) + math.ceil(2 * per / 100) + 3) + 1
+    invocations = max(1, shards)
+    per = math.ceil(size / invocations)
+    each = math.ceil(2 * per / 25) + math.ceil(2 * per / 100) + 2 + (1 if shards else 0)
+    return invocations * each + 1
 
 
 def main() -> int:

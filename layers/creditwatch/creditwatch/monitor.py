@@ -179,7 +179,7 @@ def check_shards(records: list[ShardRecord], context: LambdaContext, settings: S
         finally:
             try:
                 run.repository.save_shard_progress(record["messageId"], run.finished, run.clock())
-            except (BotoCoreError, ClientError) as error:  # a redelivery then checks the shard whole
+            except AWS_ERRORS as error:  # a redelivery then checks the shard whole
                 logger.warning("shard progress not saved", extra={"error": type(error).__name__})
     return {"provider": settings.provider.name, "shards": results}
 
@@ -555,17 +555,17 @@ class Run:
             released = [p._replace(lease_until=at) if p.message.id in refused else p for p in outbox]
             self._confirm(account, version, evaluation, released, clock)
 
-    def retire(self, present: set[str]) -> int:
+    def retire(self, present: set[str]) -> None:
         """Retire the accounts with a state that no secret of the fleet holds any more: what
         each was owed is delivered, its open alerts close with one `recovered` each ("no
-        longer monitored"), and its state is kept, marked retired. Returns how many."""
+        longer monitored"), and its state is kept, marked retired."""
         try:
             gone = sorted(set(self.repository.accounts()) - present)
         except AWS_ERRORS:
             logger.exception("accounts index not read; no account retired this run")
-            return 0
+            return
         if not gone:
-            return 0
+            return
         stored, unread = self.repository.load(gone)
         if unread:
             self._problem(f"state of {len(unread)} removed account(s) not read", accounts=unread)
@@ -575,7 +575,6 @@ class Run:
             if previous.state.retired_at is None:
                 logger.info("account retired", extra={"account": name, "closed": len(evaluation.alerts)})
             self._isolated(name, "retire", partial(self._settle, name, previous, evaluation))
-        return len(stored)
 
     def _silences(self) -> list[Silence]:
         try:
