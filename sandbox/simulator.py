@@ -5,17 +5,20 @@ where the definition says it travels (a header, a Bearer token or a query parame
 the way the real API does: a missing or unknown key gets the definition's documented answer
 to a bad key (`rejected_example`: ZeroBounce's `{"Credits": -1}` with 200, say), or else 401. A
 POST must carry a JSON body; the wrong method gets 405. Each registered key plays a script of
-replies; the last reply repeats.
+replies; the last reply repeats. Where a definition names the balance's owner (Cleanlist's
+organization_id), an answer that does not say it names one of the key's own, as though each key
+were its organisation's only one: keys share a balance only where a script says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -47,6 +50,8 @@ def balance(provider: str, credits: Any, **extra: Any) -> Reply:
     """The provider's documented example answer, with its first pool's balance set to `credits`."""
     definition = providers.load(provider)
     body = copy.deepcopy(dict(definition.example or {}))
+    if definition.owner is not None:  # the key's own, unless `extra` names one (see ProviderSimulator)
+        body.pop(definition.owner.source, None)
     pool = definition.pools[0]
     field = pool.remaining
     if isinstance(field, Sum):  # the first part holds it all, the others none
@@ -103,6 +108,15 @@ def prospect(contacts_used: int, max_contacts: int, dials_used: int, max_dials: 
             "maxDirectDials": max_dials,
         }
     )
+
+
+def _owned(provider: Provider, api_key: str | None, reply: Reply) -> Reply:
+    """A balance answer of a provider that names its owner, with the key's own where it names none."""
+    owner = provider.owner
+    if owner is None or reply.status != 200 or not isinstance(reply.body, dict) or owner.source in reply.body:
+        return reply
+    organisation = "org_" + hashlib.sha256((api_key or "").encode()).hexdigest()[:12]
+    return replace(reply, body={**reply.body, owner.source: organisation})
 
 
 class _Server(ThreadingHTTPServer):
@@ -182,7 +196,7 @@ class ProviderSimulator:
                     simulator.in_flight += 1
                     simulator.peak = max(simulator.peak, simulator.in_flight)
                 try:
-                    reply = simulator._next_reply(name, api_key)
+                    reply = _owned(simulator.defined[name], api_key, simulator._next_reply(name, api_key))
                     time.sleep(reply.delay)
                 finally:
                     # before the reply goes out: its client cannot have sent another request yet

@@ -421,6 +421,7 @@ def status(names: tuple[str, ...], as_json: bool, everything: bool, where: Where
         "checked",
         "alerts",
         "silenced",
+        "shared",
     ]
     keys = [
         "provider",
@@ -434,6 +435,7 @@ def status(names: tuple[str, ...], as_json: bool, everything: bool, where: Where
         "checked_at",
         "alerts",
         "silenced",
+        "shared",
     ]
     shown = [[_status_cell(key, row[key]) for key in keys] for row in rows]
     output.table(columns, shown, title=f"{deployment.stack or deployment.table} ({deployment.region})")
@@ -486,8 +488,10 @@ def _status_rows(
             level = "removed"
         elif pool_state is not None:
             level = str(pool_state.level)
-        else:  # no balance yet: what the checks say
-            level = "failed" if state.check > Level.OK else "failing" if state.failures else "-"
+        elif state.check > Level.OK or state.failures:  # no balance of its own: what the checks say
+            level = "failed" if state.check > Level.OK else "failing"
+        else:
+            level = "shares" if state.shares else "-"
         burn = prediction.burn_per_day if prediction else None
         days_left = prediction.days_left if prediction else None
         rows.append(
@@ -503,6 +507,8 @@ def _status_rows(
                 "checked_at": iso(latest.at) if latest else None,
                 "alerts": alerts,
                 "silenced": [f"until {s.until} ({s.reason})" for s in covering],
+                # a key's shared balance, or a shared balance's accounts
+                "shared": state.shares or (", ".join(state.members) if state.members else None),
             }
         )
     return rows

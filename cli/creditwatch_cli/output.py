@@ -31,7 +31,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Cell]], title: str | N
     if out.is_terminal:
         shown = Table(title=title, title_justify="left", header_style="bold")
         for column in columns:
-            shown.add_column(column, no_wrap=column not in ("note", "alerts", "silenced", "reason"))
+            shown.add_column(column, no_wrap=column not in ("note", "alerts", "silenced", "reason", "shared"))
         for row in cells:
             shown.add_row(*(_styled(column, cell) for column, cell in zip(columns, row, strict=True)))
         out.print(shown)

@@ -333,3 +333,19 @@ def test_status_leaves_out_a_removed_account_unless_all(deployed, simulator):
     by_account = {row["account"]: row for row in rows}
     assert sorted(by_account) == ["ops", "research"]
     assert (by_account["research"]["level"], by_account["research"]["alerts"]) == ("removed", [])
+
+
+def test_status_shows_which_accounts_share_a_balance(deployed, simulator):
+    fleet(deployed, simulator)
+    for key in ("cleanlist-ops-key-0001", "cleanlist-research-0002"):  # one organisation's two keys
+        simulator.script("cleanlist", key, balance("cleanlist", "87.3", organization_id="org_team"))
+    invoke(deployed, simulator, "cleanlist")
+    rows = {row["account"]: row for row in json.loads(run("status", "cleanlist", *ON_STACK, "--json").stdout)}
+    assert sorted(rows) == ["@org_team", "ops", "research"]
+    shared = rows["@org_team"]
+    assert (shared["remaining"], shared["level"], shared["shared"]) == ("87.3", "critical", "ops, research")
+    assert {(rows[a]["level"], rows[a]["shared"], rows[a]["remaining"]) for a in ("ops", "research")} == {
+        ("shares", "@org_team", None)
+    }
+    table = run("status", "cleanlist", *ON_STACK)
+    assert "@org_team" in table.stdout and "shared" in table.stdout

@@ -80,7 +80,32 @@ def test_clado_never_topped_up(check):
 
 def test_cleanlist_fractional_balance_is_exact(check):
     outcome = check("cleanlist", body='{"organization_id": "org_x", "credits": 1234.5}')
-    assert outcome == Checked((Balance("credits", Decimal("1234.5")),))
+    assert outcome == Checked((Balance("credits", Decimal("1234.5")),), owner="org_x")
+
+
+@pytest.mark.parametrize(
+    ("owner", "read"),
+    [('"org_2abcDEF"', "org_2abcDEF"), ("42", "42"), ('"org:a.b-c_d"', "org:a.b-c_d")],
+)
+def test_cleanlist_names_the_organisation_that_owns_the_balance(check, owner, read):
+    outcome = check("cleanlist", body=f'{{"organization_id": {owner}, "credits": 5}}')
+    assert isinstance(outcome, Checked)
+    assert outcome.owner == read
+
+
+@pytest.mark.parametrize(
+    "owner", ["null", '""', '"org x"', '"@org"', '"' + "o" * 65 + '"', "4.5", "-1", "true", '["org"]', '{"id": 1}']
+)
+def test_cleanlist_without_a_readable_organisation_is_not_a_balance(check, owner):
+    """The owner decides whose balance the number is: without one, the number is no one's."""
+    outcome = check("cleanlist", body=f'{{"organization_id": {owner}, "credits": 5}}')
+    assert outcome == Unavailable(
+        "unusable response: field 'organization_id' is missing or not an owner id ([A-Za-z0-9][A-Za-z0-9._:-]{0,63})"
+    )
+
+
+def test_cleanlist_answer_without_its_organisation_is_not_a_balance(check):
+    assert isinstance(check("cleanlist", body='{"credits": 5}'), Unavailable)
 
 
 def test_leadmagic_fractional_balance_is_exact(check):

@@ -115,6 +115,7 @@ def judge(remaining: Decimal, thresholds: Thresholds, capacity: Decimal | None) 
 class Checked:
     balances: tuple[Balance, ...]
     unlimited: tuple[str, ...] = ()  # pools the provider says have no limit: nothing to watch
+    owner: str | None = None  # whose balance it is, where several keys share one (Cleanlist's organisation)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ class AccountState(NamedTuple):
     pools: Mapping[str, PoolState] = EMPTY
     silenced: tuple[str, ...] = ()  # what a silence kept quiet ("<pool>:<aspect>", ":check"), owed a catch-up
     retired_at: str | None = None  # when the account left every secret of the fleet
+    shares: str | None = None  # a key's: the shared balance its last answer drew on ("@<owner>")
+    members: tuple[str, ...] = ()  # a shared balance's: the accounts whose keys draw on it, by name
 
 
 class Policy(NamedTuple):
@@ -196,6 +199,7 @@ class Alert(NamedTuple):
     folded_forecast: Level | None = None  # a depletion_forecast of this level, told in this alert instead
     spike: Spike | None = None
     catch_up: bool = False  # sent when a silence ended and the state is still bad
+    shared_by: tuple[str, ...] = ()  # a shared balance's: the accounts that draw on it, named in the text
 
     @property
     def severity(self) -> str:
@@ -333,7 +337,7 @@ def evaluate(
             advanced[balance.pool] = window
             alerts += pool_alerts
             reports.append(report)
-        state = previous._replace(check=Level.OK, check_alerted_at=None, failures=0, pools=pools)
+        state = previous._replace(check=Level.OK, check_alerted_at=None, failures=0, pools=pools, shares=None)
         return Evaluation(state, observed_at, advanced, tuple(alerts), tuple(reports))
 
     failures = previous.failures + 1
@@ -403,6 +407,29 @@ def _pool(
 
 
 RETIRED = "no longer monitored"
+SHARED = "watched as a shared balance"
+
+
+def balance_name(owner: str) -> str:
+    """The name a shared balance is kept under: no account can have it (account names start
+    with a letter or digit)."""
+    return f"@{owner}"
+
+
+def share(provider: str, account: str, now: datetime, previous: AccountState, balance: str) -> Evaluation:
+    """A key whose answer names a shared balance (several keys draw on it): its check worked,
+    and the balance is judged on its own, as `balance`. Whatever the account had alerted for its
+    pools on its own closes with one info `recovered` each (it is now the balance's), and a
+    failing check that works again recovers."""
+    observed_at = iso(now)
+    alert = partial(Alert, AlertKind.RECOVERED, Level.OK, provider, account, observed_at)
+    alerts = [alert(previous=previous.check)] if previous.check > Level.OK else []
+    for name, pool in sorted(previous.pools.items()):
+        for aspect, level in (("level", pool.level), ("forecast", pool.forecast), ("spike", pool.spike)):
+            if level > Level.OK:
+                alerts.append(alert(pool=name, aspect=aspect, previous=level, reason=SHARED))
+    state = previous._replace(check=Level.OK, check_alerted_at=None, failures=0, pools=EMPTY, shares=balance)
+    return Evaluation(state, observed_at, alerts=tuple(alerts))
 
 
 def retire(provider: str, account: str, now: datetime, previous: AccountState) -> Evaluation:

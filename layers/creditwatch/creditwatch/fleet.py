@@ -70,6 +70,11 @@ def standing(account: str, evaluation: Evaluation, failure: str | None = None) -
     )
 
 
+def succeeded(evaluation: Evaluation) -> bool:
+    """The check worked: it read balances, or the shared balance the key draws on."""
+    return bool(evaluation.pools) or (evaluation.state.shares is not None and not evaluation.state.failures)
+
+
 def unchecked(account: str, reason: str) -> Standing:
     return Standing(account, UNCHECKED, RANKS[UNCHECKED], reason=reason)
 
@@ -171,6 +176,8 @@ def record(provider: str, entry: Standing, evaluation: Evaluation | None, observ
         line["reason"] = entry.reason
     if evaluation is not None and evaluation.pools:
         line["pools"] = {report.balance.pool: _pool(report) for report in evaluation.pools}
+    if evaluation is not None and evaluation.state.members:
+        line["members"] = list(evaluation.state.members)
     return line
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ from creditwatch.config import Account, Settings
 from creditwatch.domain import (
     AccountState,
     Alert,
+    Checked,
     Evaluation,
+    Exhausted,
     Misconfigured,
     Outcome,
     PoolReport,
@@ -52,11 +55,13 @@ from creditwatch.domain import (
     Silence,
     Unavailable,
     aspect_of,
+    balance_name,
     catch_up,
     evaluate,
     failure_reason,
     iso,
     retire,
+    share,
 )
 from creditwatch.fleet import Allotment, Standing, pool_values
 from creditwatch.http import REQUEST_BUDGET, Pacer, fetch, new_session
@@ -259,6 +264,7 @@ class Run:
     alerts_silenced: int = 0
     silences: list[Silence] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # why each failed check failed, in words
+    shared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # each shared balance's accounts
 
     def __post_init__(self) -> None:
         interval = self.provider.provider_interval
@@ -274,6 +280,7 @@ class Run:
         split = next((i for i, account in enumerate(by_name) if start is not None and account.name >= start), 0)
         queue = by_name[split:] + by_name[:split]
         evaluations: dict[str, Evaluation] = {}
+        owned: list[tuple[Account, Outcome]] = []  # answers that name their balance's owner
         left: list[str] = []
         # Threads wait on providers; this thread judges each answer as it comes, in queue order.
         workers = max(1, min(self.settings.max_concurrency, len(queue)))
@@ -287,20 +294,25 @@ class Run:
                 if outcome is None:
                     left.append(account.name)
                 elif account.name in stored:  # an answer without its state waits for the next run
+                    if _balance_of(outcome, stored[account.name].state):  # judged once every answer is in
+                        owned.append((account, outcome))
+                        continue
                     judge = partial(self._judge, account, stored[account.name], outcome)
                     evaluation = self._isolated(account.name, "check", judge)
                     if evaluation is not None:
                         evaluations[account.name] = evaluation
+        members = self._judge_owned(owned, stored, evaluations)
         if left:
             logger.warning("out of time: accounts left for the next run", extra={"accounts": left})
         missed = {*left, *unread}
         behind = [account.name for account in queue if account.name in missed]
         if behind and behind[0] != start:  # the next run starts with those this one could not check
             self._isolated(behind[0], "cursor", partial(self.repository.save_cursor, cursor_key, behind[0]))
-        standings = [self._standing(account.name, evaluations, set(left), set(unread)) for account in queue]
-        allotment = fleet.allot(standings, evaluations, self.series_budget)
+        standings = [self._standing(account.name, evaluations, set(left), set(unread), members) for account in queue]
+        balances = [fleet.standing(name, evaluations[name]) for name in self.shared]
+        allotment = fleet.allot(standings + balances, evaluations, self.series_budget)
         self._save_run(evaluations, allotment)
-        counts = self._publish(standings, evaluations, allotment)
+        counts = self._publish(standings, balances, evaluations, allotment)
         self.silences = self._silences()
         for name, evaluation in evaluations.items():
             previous = stored[name]
@@ -311,7 +323,7 @@ class Run:
             "provider": self.provider.name,
             "accounts": len(accounts),
             "unchecked": unchecked,
-            "failed_checks": sum(not evaluation.pools for evaluation in evaluations.values()),
+            "failed_checks": sum(not fleet.succeeded(e) for name, e in evaluations.items() if name not in self.shared),
             "alerts_sent": self.alerts_sent,
             "events_sent": self.events_sent,
             "alerts_silenced": self.alerts_silenced,
@@ -329,12 +341,27 @@ class Run:
         }
         for name, value in run.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        self.finished = set(evaluations) - self.unfinished
+        # A key is finished once the balance it draws on is too.
+        cut_short = {key for key, drawn in members.items() if drawn in self.unfinished or drawn not in evaluations}
+        self.finished = set(evaluations) - set(self.shared) - self.unfinished - cut_short
         if self.problems:
             raise RunIncomplete("; ".join(self.problems))
         return summary
 
-    def _standing(self, account: str, evaluations: dict[str, Evaluation], left: set[str], unread: set[str]) -> Standing:
+    def _standing(
+        self,
+        account: str,
+        evaluations: dict[str, Evaluation],
+        left: set[str],
+        unread: set[str],
+        members: dict[str, str],
+    ) -> Standing:
+        if account in members and account in evaluations:  # where the balance it draws on stands
+            balance = members[account]
+            if balance not in evaluations:
+                return fleet.unchecked(account, f"the shared balance {balance} could not be judged")
+            shared = fleet.standing(balance, evaluations[balance])
+            return shared._replace(account=account, reason=f"draws on the shared balance {balance}")
         if account in evaluations:
             return fleet.standing(account, evaluations[account], self.failures.get(account))
         if account in left:
@@ -344,10 +371,15 @@ class Run:
         return Standing(account, "failed", 4, reason="the check could not be judged (see the run's errors)")
 
     def _publish(
-        self, standings: list[Standing], evaluations: dict[str, Evaluation], allotment: Allotment
+        self,
+        standings: list[Standing],
+        balances: list[Standing],
+        evaluations: dict[str, Evaluation],
+        allotment: Allotment,
     ) -> dict[str, int]:
-        """Every account's journal line; series of its own for the accounts in the allotment;
-        each pool's lowest forecast across the fleet. Returns the run's counts for its document."""
+        """Every account's and shared balance's journal line; series of its own for each in the
+        allotment; each pool's lowest forecast across the fleet. Returns the run's counts for
+        its document: accounts (the keys in the secrets), never shared balances."""
         provider = self.provider.name
         for name in sorted(allotment.headline | allotment.detail):
             self._isolated(name, "metrics", partial(self._own_series, name, evaluations[name], allotment))
@@ -359,23 +391,23 @@ class Run:
                 fleet.record(provider, s, evaluations[s.account], evaluations[s.account].observed_at)
                 if s.account in evaluations
                 else fleet.record(provider, s, None, observed_at)
-                for s in standings
+                for s in standings + balances
             ]
         )
         counts = fleet.tally(standings)
         # Accounts without series of their own are counted here, so that CheckSucceeded and
         # CheckFailed per provider (the stale-data alarm's) still count every check.
-        rest = [e for name, e in evaluations.items() if name not in allotment.detail]
+        rest = [e for name, e in evaluations.items() if name not in allotment.detail and name not in self.shared]
         if rest:
-            counts["CheckSucceeded"] = sum(bool(e.pools) for e in rest)
-            counts["CheckFailed"] = sum(not e.pools for e in rest)
+            counts["CheckSucceeded"] = sum(map(fleet.succeeded, rest))
+            counts["CheckFailed"] = len(rest) - counts["CheckSucceeded"]
         return counts
 
     def _own_series(self, account: str, evaluation: Evaluation, allotment: Allotment) -> None:
         dimensions = {"Provider": self.provider.name, "Account": account}
         detail = account in allotment.detail
-        if detail:
-            checked = bool(evaluation.pools)
+        if detail and account not in self.shared:  # a shared balance is no check of its own
+            checked = fleet.succeeded(evaluation)
             checks = {"CheckSucceeded": int(checked), "CheckFailed": int(not checked)}
             emit(dimensions, {name: (MetricUnit.Count, value) for name, value in checks.items()}, rollup=("Provider",))
         for report in evaluation.pools:
@@ -427,11 +459,62 @@ class Run:
         time.sleep(max(0.0, start - time.monotonic()))
         return check_account(self.session, self.provider, self.settings.base_url or self.provider.base_url, account)
 
-    def _judge(self, account: Account, stored: Stored, outcome: Outcome) -> Evaluation:
+    def _judge_owned(
+        self, owned: list[tuple[Account, Outcome]], stored: dict[str, Stored], evaluations: dict[str, Evaluation]
+    ) -> dict[str, str]:
+        """The answers that name their balance's owner. Keys whose answers name one owner in this
+        run, or an owner whose shared balance is already watched, draw on one shared balance:
+        it is judged once, from the answer of the first of them (by name) that read it, with
+        that account's thresholds, and its alerts name every account drawing on it. A key
+        alone with its owner is watched as itself. Returns each sharing key's balance."""
+        if not owned:
+            return {}
+        drawn = [
+            (account, outcome, _balance_of(outcome, stored[account.name].state) or "") for account, outcome in owned
+        ]
+        found, unread = self.repository.load(sorted({balance for _, _, balance in drawn}))
+        if unread:
+            self._problem(f"state of {len(unread)} shared balance(s) not read", accounts=unread)
+        watched = {name for name, balance in found.items() if balance.state.members and not balance.state.retired_at}
+        counts = Counter(balance for _, _, balance in drawn)
+        drawing: dict[str, list[tuple[Account, Outcome]]] = {}
+        for account, outcome, balance in drawn:
+            if balance in unread:  # which balance it is cannot be told: the account waits for the next run
+                self.unfinished.add(account.name)
+                continue
+            if counts[balance] > 1 or balance in watched:
+                drawing.setdefault(balance, []).append((account, outcome))
+                state = stored[account.name].state
+                judge = partial(share, self.provider.name, account.name, self.clock(), state, balance)
+            else:
+                judge = partial(self._judge, account, stored[account.name], outcome)
+            evaluation = self._isolated(account.name, "check", judge)
+            if evaluation is not None:
+                evaluations[account.name] = evaluation
+        for name, keys in sorted(drawing.items()):
+            keys.sort(key=lambda key: key[0].name)
+            previous = _returned(found[name]) if found[name].state.retired_at else found[name]
+            stored[name] = previous
+            account, outcome = next((key for key in keys if isinstance(key[1], Checked)), keys[0])
+            self.shared[name] = tuple(key.name for key, _ in keys)
+            judge = partial(self._judge, account, previous, outcome, name, self.shared[name])
+            evaluation = self._isolated(name, "check", judge)
+            if evaluation is not None:
+                evaluations[name] = evaluation
+        return {account.name: name for name, keys in drawing.items() for account, _ in keys}
+
+    def _judge(
+        self, account: Account, stored: Stored, outcome: Outcome, name: str | None = None, members: tuple[str, ...] = ()
+    ) -> Evaluation:
+        """An account's evaluation; with `name`, that of the shared balance its key reads, which
+        `members` draw on."""
         policy = self.settings.policy(account.thresholds)
         evaluation = evaluate(
-            self.provider.name, account.name, self.clock(), stored.state, stored.windows, outcome, policy
+            self.provider.name, name or account.name, self.clock(), stored.state, stored.windows, outcome, policy
         )
+        if members:
+            alerts = tuple(alert._replace(shared_by=members) for alert in evaluation.alerts)
+            evaluation = evaluation._replace(state=evaluation.state._replace(members=members), alerts=alerts)
         if not evaluation.pools:
             self.failures[account.name] = failure_reason(cast(Rejected | Unavailable | Misconfigured, outcome))
             logger.warning(
@@ -569,9 +652,16 @@ class Run:
         stored, unread = self.repository.load(gone)
         if unread:
             self._problem(f"state of {len(unread)} removed account(s) not read", accounts=unread)
+        # A shared balance is no account of the secrets: it leaves once no account draws on it.
+        stored = {name: found for name, found in stored.items() if not present & set(found.state.members)}
         self.silences = self._silences()
         for name, previous in stored.items():
             evaluation = retire(self.provider.name, name, self.clock(), previous.state)
+            if previous.state.members:  # a shared balance: its closing alerts name who drew on it
+                shared_by = previous.state.members
+                evaluation = evaluation._replace(
+                    alerts=tuple(a._replace(shared_by=shared_by) for a in evaluation.alerts)
+                )
             if previous.state.retired_at is None:
                 logger.info("account retired", extra={"account": name, "closed": len(evaluation.alerts)})
             self._isolated(name, "retire", partial(self._settle, name, previous, evaluation))
@@ -630,6 +720,14 @@ class Run:
             logger.exception("outbox not updated; its alerts wait for their lease", extra={"account": account})
             self._account_problem(account, f"outbox of {account} not updated")
             return None
+
+
+def _balance_of(outcome: Outcome, previous: AccountState) -> str | None:
+    """The shared balance a key's answer draws on: the owner its answer names, or for a 402
+    (which names none) the balance its last answer drew on."""
+    if isinstance(outcome, Checked) and outcome.owner is not None:
+        return balance_name(outcome.owner)
+    return previous.shares if isinstance(outcome, Exhausted) else None
 
 
 def _returned(retired: Stored) -> Stored:

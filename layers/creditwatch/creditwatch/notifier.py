@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from creditwatch.domain import RETIRED, Alert, AlertKind, parse_iso
+from creditwatch.domain import RETIRED, SHARED, Alert, AlertKind, parse_iso
 from creditwatch.forecast import Forecast
 from creditwatch.providers import Provider
 
@@ -70,7 +70,8 @@ def _clip(text: str, limit: int) -> str:
 
 def render(alert: Alert, provider: Provider) -> Message:
     where = f"{provider.title}/{alert.account}" + (f"/{alert.pool}" if alert.pool else "")
-    subject = f"{provider.title} account '{alert.account}'" + (f", pool '{alert.pool}'," if alert.pool else "")
+    whose = "shared balance" if alert.shared_by else "account"
+    subject = f"{provider.title} {whose} '{alert.account}'" + (f", pool '{alert.pool}'," if alert.pool else "")
     severity = alert.severity.upper()
     remaining = credits(alert.balance.remaining if alert.balance else None)
     prediction = alert.forecast
@@ -78,10 +79,21 @@ def render(alert: Alert, provider: Provider) -> Message:
     if alert.kind is AlertKind.RECOVERED and alert.reason == RETIRED:
         what = "its check" if alert.pool is None else f"its {alert.aspect} alert"
         headline = f"{where}: no longer monitored"
+        gone = (
+            f"No account that drew on the {provider.title} shared balance '{alert.account}' "
+            f"({', '.join(alert.shared_by)}) is in creditwatch's secrets any more"
+            if alert.shared_by
+            else f"{provider.title} account '{alert.account}' is no longer in creditwatch's secrets"
+        )
         lines = [
-            f"{provider.title} account '{alert.account}' is no longer in creditwatch's secrets, so it is no longer "
-            f"checked. {what.capitalize()} ({alert.previous}) is closed.",
+            f"{gone}, so it is no longer checked. {what.capitalize()} ({alert.previous}) is closed.",
             "If it was removed by mistake, or renamed, put it back: a key that returns starts afresh.",
+        ]
+    elif alert.kind is AlertKind.RECOVERED and alert.reason == SHARED:
+        headline = f"{where}: {SHARED}"
+        lines = [
+            f"The {provider.title} balance of account '{alert.account}' is one its organisation's keys share: it is "
+            f"now watched once, as a shared balance. Its {alert.aspect} alert here ({alert.previous}) is closed.",
         ]
     elif alert.kind is AlertKind.RECOVERED and alert.pool is None:
         headline = f"{where}: checks work again"
@@ -117,6 +129,8 @@ def render(alert: Alert, provider: Provider) -> Message:
     else:
         headline = f"{severity} {where}: {remaining} credits left"
         lines = [f"{subject} is {alert.level} (it was {alert.previous})."]
+    if alert.shared_by and alert.reason != RETIRED:
+        lines.append(f"The accounts whose keys draw on this balance: {', '.join(alert.shared_by)}.")
     if alert.reminder:
         headline = f"Reminder: {headline}"
         lines.insert(0, f"Reminder: this is still {alert.level}.")
@@ -188,6 +202,7 @@ def event_detail(alert: Alert, provider: Provider) -> dict[str, Any]:
         "spike_ratio": f"{alert.spike.ratio:.2f}" if alert.spike and alert.spike.ratio else None,
         "renews_at": balance.renews_at if balance else None,
         "renewal": alert.topup.renewal if alert.topup else None,
+        "shared_by": list(alert.shared_by),
         "observed_at": alert.observed_at,
         "top_up": provider.top_up,
     }

@@ -276,6 +276,7 @@ class Repository:
             "IndexName": ACCOUNTS_INDEX,
             "KeyConditionExpression": "fleet = :fleet",
             "ExpressionAttributeValues": {":fleet": {"S": self.provider + (RETIRED_FLEET if retired else "")}},
+            "ProjectionExpression": "account",
         }
         return [str(item["account"]) for item in query(self.client, **request)]
 
@@ -401,18 +402,20 @@ class Repository:
         attributes = {
             "fleet": fleet,
             "retired_at": state.retired_at,
+            "shares": state.shares,
+            "members": list(state.members),
             "version": version,
             "check": str(state.check),
             "check_alerted_at": state.check_alerted_at,
             "failures": state.failures,
             "pools": {
-                name: {
-                    "level": str(pool.level),
-                    "alerted_at": pool.alerted_at,
-                    "forecast": str(pool.forecast),
-                    "spike": str(pool.spike),
-                    "spike_alerted_at": pool.spike_alerted_at,
-                }
+                name: _present(
+                    level=str(pool.level),
+                    alerted_at=pool.alerted_at,
+                    forecast=str(pool.forecast),
+                    spike=str(pool.spike),
+                    spike_alerted_at=pool.spike_alerted_at,
+                )
                 for name, pool in state.pools.items()
             },
             "silenced": list(state.silenced),
@@ -421,7 +424,7 @@ class Repository:
             ],
             "updated_at": iso(now),
         }
-        return {**self._key(account, STATE), **{name: typed(value) for name, value in attributes.items()}}
+        return {**self._key(account, STATE), **{name: typed(value) for name, value in _present(**attributes).items()}}
 
     def _window_item(
         self, account: str, pools: Windows, checked_at: dict[str, str], expires_at: dict[str, str]
@@ -475,6 +478,12 @@ class Repository:
         return item if record.topup.added is None else item | {"added": {"N": str(record.topup.added)}}
 
 
+def _present(**attributes: Any) -> dict[str, Any]:
+    """The attributes that hold something: what is unset or empty is left out of the item, and
+    read back as its default. Every value read costs a run CPU (botocore walks each one)."""
+    return {name: value for name, value in attributes.items() if value is not None and value != []}
+
+
 def _text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise TypeError("not text")
@@ -516,6 +525,8 @@ def _state(item: dict[str, Any] | None) -> AccountState:
         },
         silenced=tuple(item.get("silenced", ())),
         retired_at=item.get("retired_at"),
+        shares=item.get("shares"),
+        members=tuple(item.get("members", ())),
     )
 
 

@@ -54,6 +54,9 @@ TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a header or query parameter name
 PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
 BASE_URL = re.compile(r"https://[a-z0-9.-]{1,200}(?::[0-9]{1,5})?")
 TEXT = re.compile(r"[ -~]{1,200}")  # printable ASCII, as alert subjects need
+# The id of a balance's owner in an answer (Cleanlist's organization_id): it names the balance in
+# DynamoDB keys, CloudWatch dimensions and alert texts, so it is held to this.
+OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 KEYS = {
     "name",
     "title",
@@ -63,6 +66,7 @@ KEYS = {
     "rejected_when",
     "topped_up_at",
     "renews_at",
+    "owner",
     "unlimited",
     "rate_limit",
     "costs",
@@ -173,6 +177,7 @@ class Provider(NamedTuple):
     rejected_when: Expression | None = None
     topped_up_at: Expression | None = None
     renews_at: Expression | None = None  # where the answer says when the quota next renews
+    owner: Expression | None = None  # where the answer names the balance's owner, which several keys share
     unlimited: frozenset[str] = frozenset()  # values that mean "no limit" ("unlimited", "inf")
     rate_limit: RateLimit | None = None
     costs: Mapping[str, Cost] = MappingProxyType({})  # credits per record of each documented operation
@@ -239,7 +244,19 @@ class Provider(NamedTuple):
             balances.append(balance)
         if not balances and not unlimited:
             raise UnusableResponse("none of the definition's pools is in the body")
-        return Checked(tuple(balances), tuple(unlimited))
+        return Checked(tuple(balances), tuple(unlimited), self._owner(body))
+
+    def _owner(self, body: Body) -> str | None:
+        """The balance's owner, where the definition names one: then every answer must carry
+        it, since it decides whose balance the numbers are."""
+        if self.owner is None:
+            return None
+        found = self.owner.search(body)
+        if isinstance(found, Decimal) and found == found.to_integral_value() and 0 <= found < 10**20:
+            found = str(int(found))  # a numeric id
+        if not isinstance(found, str) or not OWNER.fullmatch(found):
+            raise UnusableResponse(f"field '{self.owner.source}' is missing or not an owner id ({OWNER.pattern})")
+        return found
 
     def _renewal(self, body: Body) -> str | None:
         """The next renewal, where the definition says the answer gives it. A date that cannot be
@@ -489,6 +506,7 @@ def definition(file: str, document: object) -> Provider:
         rejected_when=expression(doc["rejected_when"], "rejected_when") if "rejected_when" in doc else None,
         topped_up_at=expression(doc["topped_up_at"], "topped_up_at") if "topped_up_at" in doc else None,
         renews_at=expression(doc["renews_at"], "renews_at") if "renews_at" in doc else None,
+        owner=expression(doc["owner"], "owner") if "owner" in doc else None,
         unlimited=frozenset(value.strip().lower() for value in unlimited),
         rate_limit=rate_limit,
         costs=MappingProxyType(costs),
