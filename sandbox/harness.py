@@ -147,8 +147,11 @@ class LambdaContext:
         return self.remaining_ms
 
 
-def scheduled_event(event_id: str = "d32c5kddcf5bb8c3", time: str = "2026-11-22T10:00:00Z") -> dict[str, Any]:
-    """What the template's ScheduleV2 Input sends: an EventBridge scheduled-event shape."""
+def scheduled_event(
+    event_id: str = "d32c5kddcf5bb8c3", time: str = "2026-11-22T10:00:00Z", tick: bool = False
+) -> dict[str, Any]:
+    """An EventBridge scheduled-event shape: with `tick`, what the template's ScheduleV2 Input
+    sends (the function then checks only when due); without, an invocation by hand."""
     return {
         "version": "0",
         "id": event_id,
@@ -158,7 +161,7 @@ def scheduled_event(event_id: str = "d32c5kddcf5bb8c3", time: str = "2026-11-22T
         "time": time,
         "region": REGION,
         "resources": [f"arn:aws:scheduler:{REGION}:123456789012:schedule/default/creditwatch"],
-        "detail": {},
+        "detail": {"tick": True} if tick else {},
     }
 
 

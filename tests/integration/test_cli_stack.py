@@ -348,4 +348,5 @@ def test_status_shows_which_accounts_share_a_balance(deployed, simulator):
         ("shares", "@org_team", None)
     }
     table = run("status", "cleanlist", *ON_STACK)
-    assert "@org_team" in table.stdout and "shared" in table.stdout
+    assert "@org_team" in table.stdout
+    assert "shared" in table.stdout

@@ -176,14 +176,32 @@ def test_unchecked_accounts_alarm(provider):
 def test_schedule_v2_with_retries_and_dead_letter_queue(provider):
     event = function(provider)["Properties"]["Events"]["Schedule"]
     assert event["Type"] == "ScheduleV2"
-    assert event["Properties"]["ScheduleExpression"] == ["Schedules", "Schedule", "Expression"]
+    assert event["Properties"]["ScheduleExpression"] == ["Scheduler", "Event", "Tick"]
     assert event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert event["Properties"]["DeadLetterConfig"] == {"Arn": "ScheduleDeadLetterQueue.Arn"}
     assert template()["Parameters"]["Schedule"]["Default"] == "1h"
 
 
-def test_default_schedule_is_hourly():
-    assert template()["Mappings"]["Schedules"]["1h"]["Expression"] == "rate(1 hour)"
+def test_the_tick_is_the_fastest_schedule_and_the_default_schedule_hourly():
+    """Each function is ticked at the fastest schedule and checks when its own is due."""
+    assert template()["Mappings"]["Scheduler"]["Event"]["Tick"] == "rate(15 minutes)"
+    assert min(providers.SCHEDULES.values()) == 900
+    assert template()["Parameters"]["Schedule"]["Default"] == "1h"
+
+
+def test_the_template_offers_the_schedules_the_functions_know():
+    assert template()["Parameters"]["Schedule"]["AllowedValues"] == list(providers.SCHEDULES)
+    assert {k: v["Seconds"] for k, v in template()["Mappings"]["Schedules"].items()} == providers.SCHEDULES
+    pattern = re.compile(template()["Parameters"]["ProviderSchedules"]["AllowedPattern"])
+    for accepted in ("", "clodura=6h", "leadmagic=15m,people-data-labs=2h"):
+        assert pattern.fullmatch(accepted), accepted
+    for refused in ("clodura", "clodura=5m", "clodura=6h,", "Clodura=1h", "clodura=1h;clado=2h"):
+        assert not pattern.fullmatch(refused), refused
+
+
+def test_every_function_knows_the_stack_schedules():
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert (variables["SCHEDULE"], variables["PROVIDER_SCHEDULES"]) == ("Schedule", "ProviderSchedules")
 
 
 def test_scheduled_input_is_an_eventbridge_event_with_the_execution_id():
@@ -191,6 +209,7 @@ def test_scheduled_input_is_an_eventbridge_event_with_the_execution_id():
     assert event["id"] == "<aws.scheduler.execution-id>"
     assert event["detail-type"] == "Scheduled Event"
     assert event["time"] == "<aws.scheduler.scheduled-time>"
+    assert event["detail"] == {"tick": True}
 
 
 def test_environment_carries_the_contract():
@@ -296,31 +315,17 @@ def test_one_sample_scheduled_event_serves_every_provider():
     assert event["source"] == "aws.scheduler"
 
 
-SCHEDULE_SECONDS = {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "3h": 10800, "6h": 21600}
-
-
 @pytest.mark.parametrize("provider", LISTED)
 def test_stale_data_alarm_pages_when_checks_stop_succeeding(provider):
     alarm = RESOURCES[f"{provider}StaleAlarm"]
     properties = alarm["Properties"]
-    assert (properties["MetricName"], properties["Statistic"]) == ("CheckSucceeded", "Sum")
+    assert (properties["MetricName"], properties["Statistic"]) == ("CheckOverdue", "Maximum")
     assert properties["Dimensions"] == [{"Name": "Provider", "Value": provider}]
-    assert properties["TreatMissingData"] == "breaching"
-    assert (properties["ComparisonOperator"], properties["Threshold"]) == ("LessThanThreshold", 1)
-    assert properties["Period"] == ["Schedules", "Schedule", "AlarmPeriod"]
-    assert properties["EvaluationPeriods"] == properties["DatapointsToAlarm"]
+    assert properties["TreatMissingData"] == "breaching"  # a function that stops ticking pages too
+    assert (properties["ComparisonOperator"], properties["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert properties["Period"] == 900  # the tick's
+    assert (properties["DatapointsToAlarm"], properties["EvaluationPeriods"]) == (2, 3)
     assert properties["AlarmActions"] == properties["OKActions"] == ["MonitorAlarmTopic"]
-
-
-@pytest.mark.parametrize(("choice", "seconds"), SCHEDULE_SECONDS.items())
-def test_stale_window_is_about_two_and_a_half_schedule_periods(choice, seconds):
-    allowed = template()["Parameters"]["Schedule"]["AllowedValues"]
-    assert choice in allowed
-    entry = template()["Mappings"]["Schedules"][choice]
-    window = entry["AlarmPeriod"] * entry["AlarmPeriods"]
-    assert 2.4 <= window / seconds <= 2.7
-    assert entry["AlarmPeriod"] % 60 == 0
-    assert window <= 86400  # CloudWatch's limit for an alarm's evaluation range
 
 
 @pytest.mark.parametrize("provider", LISTED)
@@ -451,19 +456,21 @@ DAILY_LIMITED = [p for p in providers.names() if (limit := providers.load(p).rat
 
 
 @pytest.mark.parametrize("provider", DAILY_LIMITED)
-def test_the_fastest_schedule_keeps_within_each_documented_daily_limit(provider):
-    """A check is one request per key, plus http.RETRIES retries at worst; every schedule the
-    template offers must fit the provider's per-key daily limit (Clodura Free: 300 a day)."""
+def test_the_tick_keeps_within_each_documented_daily_limit(provider):
+    """A check is one request per key, plus http.RETRIES retries at worst. A function checks at
+    most once a tick (a period's run that could not finish is run again at the next tick), so
+    the tick must fit the provider's per-key daily limit (Clodura Free: 300 a day), and so
+    must the provider's own schedule."""
     limit = providers.load(provider).rate_limit
     assert limit is not None
     assert limit.per_day is not None
-    minutes = {"minute": 1, "minutes": 1, "hour": 60, "hours": 60}
-    periods = []
-    for entry in raw_template()["Mappings"]["Schedules"].values():
-        count, unit = re.fullmatch(r"rate\((\d+) (\w+)\)", entry["Expression"]).groups()
-        periods.append(int(count) * minutes[unit])
-    runs_per_day = 24 * 60 // min(periods)
-    assert runs_per_day * (1 + http.RETRIES) <= limit.per_day
+    count, unit = re.fullmatch(
+        r"rate\((\d+) (\w+)\)", raw_template()["Mappings"]["Scheduler"]["Event"]["Tick"]
+    ).groups()
+    tick = int(count) * {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600}[unit]
+    assert 86400 // tick * (1 + http.RETRIES) <= limit.per_day
+    own = providers.load(provider).schedule
+    assert own is None or 86400 // providers.SCHEDULES[own] * (1 + http.RETRIES) <= limit.per_day
 
 
 @pytest.mark.parametrize("provider", LISTED)

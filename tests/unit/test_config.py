@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from creditwatch import providers
 from creditwatch.config import ConfigError, Settings, mask, parse_base_url, parse_secret, parse_threshold
 from creditwatch.domain import Threshold, Thresholds
 
@@ -248,3 +249,49 @@ def test_errors_and_reprs_never_show_the_key():
 
 def test_short_keys_are_not_hinted_at_all():
     assert mask("abc123") == "…"
+
+
+@pytest.mark.parametrize(
+    ("provider", "overrides", "schedule"),
+    [
+        ("leadmagic", {}, "1h"),  # the stack's default
+        ("leadmagic", {"SCHEDULE": "2h"}, "2h"),
+        ("clodura", {"SCHEDULE": "30m"}, "3h"),  # its definition's own
+        ("clodura", {"PROVIDER_SCHEDULES": "leadmagic=15m, clodura=6h"}, "6h"),  # the stack's for it
+        ("leadmagic", {"PROVIDER_SCHEDULES": "clodura=6h"}, "1h"),
+    ],
+)
+def test_a_provider_runs_on_the_stacks_schedule_for_it_else_its_own_else_the_stacks(provider, overrides, schedule):
+    settings = Settings.from_env({**ENV, "PROVIDER": provider, **overrides})
+    assert settings.schedule == schedule
+    assert settings.period == {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "3h": 10800, "6h": 21600}[schedule]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"SCHEDULE": "5m"}, "SCHEDULE: must be one of 15m, 30m, 1h, 2h, 3h, 6h, got '5m'"),
+        ({"PROVIDER_SCHEDULES": "clodra=6h"}, "PROVIDER_SCHEDULES: 'clodra=6h' names no defined provider"),
+        (
+            {"PROVIDER_SCHEDULES": "clado=1d"},
+            "PROVIDER_SCHEDULES: 'clado=1d': the schedule must be one of 15m, 30m, 1h, 2h, 3h, 6h",
+        ),
+    ],
+)
+def test_an_invalid_schedule_names_its_field(overrides, message):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**ENV, **overrides})
+    assert str(raised.value) == message
+
+
+def test_a_schedule_that_could_pass_a_documented_daily_limit_is_refused():
+    from creditwatch.config import schedule
+
+    base = providers.load("clodura")
+    tight = base._replace(rate_limit=base.rate_limit._replace(per_day=100), schedule=None)
+    assert schedule({"SCHEDULE": "1h"}, tight) == "1h"  # 24 a day, 72 with every retry
+    with pytest.raises(ConfigError) as raised:
+        schedule({"SCHEDULE": "15m"}, tight)
+    assert str(raised.value) == (
+        "SCHEDULE: checking clodura every 15m could make 288 requests a day per key, over its documented 100"
+    )

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 
 from creditwatch.domain import (
+    SHARED,
     AccountState,
     AlertKind,
     Balance,
@@ -20,9 +21,11 @@ from creditwatch.domain import (
     Threshold,
     Thresholds,
     Unavailable,
+    balance_name,
     evaluate,
     iso,
     judge,
+    share,
 )
 from creditwatch.forecast import Point, PoolWindow
 
@@ -329,3 +332,32 @@ def test_too_little_history_keeps_a_spike_as_it_was():
     short = spike_run([10] * 4, previous=previous)
     assert short.state.pools["credits"].spike is Level.WARNING
     assert [a for a in short.alerts if a.aspect == "spike"] == []
+
+
+def test_a_key_that_now_shares_a_balance_closes_what_it_alerted_on_its_own():
+    previous = AccountState(
+        version=3,
+        check=Level.WARNING,
+        failures=4,
+        pools={
+            "credits": PoolState(Level.CRITICAL, "2026-11-01T00:00:00Z", forecast=Level.WARNING),
+            "phone": PoolState(),
+        },
+    )
+    evaluation = share("cleanlist", "alice", NOW, previous, balance_name("org_a"))
+    closed = [(a.kind, a.pool, a.aspect, a.previous, a.reason) for a in evaluation.alerts]
+    assert closed == [
+        (AlertKind.RECOVERED, None, "level", Level.WARNING, None),  # its check works again
+        (AlertKind.RECOVERED, "credits", "level", Level.CRITICAL, SHARED),
+        (AlertKind.RECOVERED, "credits", "forecast", Level.WARNING, SHARED),
+    ]
+    assert evaluation.state == AccountState(version=3, shares="@org_a")
+    assert (evaluation.pools, dict(evaluation.windows)) == ((), {})
+    again = share("cleanlist", "alice", NOW + timedelta(hours=1), evaluation.state, "@org_a")
+    assert (again.alerts, again.state) == ((), evaluation.state)  # nothing to say twice
+
+
+def test_a_key_back_on_its_own_balance_no_longer_shares_one():
+    previous = AccountState(shares="@org_a")
+    evaluation = run(previous, Checked((Balance("credits", Decimal(5000)),)))
+    assert evaluation.state.shares is None

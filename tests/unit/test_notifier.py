@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from creditwatch import providers
-from creditwatch.domain import Alert, AlertKind, Balance, Level
+from creditwatch.domain import SHARED, Alert, AlertKind, Balance, Level
 from creditwatch.notifier import SMS_LIMIT, SUBJECT_LIMIT, credits, render
 
 CLODURA = providers.load("clodura")
@@ -123,3 +123,20 @@ def test_a_folded_forecast_is_told_in_the_low_credits_text():
     assert "At the current rate it runs out in about 0.2 days (forecast: critical)." in message.email
     assert message.detail is not None
     assert message.detail["forecast_level"] == "critical"
+
+
+def test_a_shared_balance_alert_names_every_account_that_draws_on_it():
+    message = render(low("@org_a", shared_by=("alice", "bob")), CLODURA)
+    assert message.subject == "[creditwatch] WARNING Clodura/@org_a/contact_views: 150 credits left"
+    assert "Clodura shared balance '@org_a', pool 'contact_views', is warning (it was ok)." in message.email
+    assert "The accounts whose keys draw on this balance: alice, bob." in message.email
+    assert message.detail is not None
+    assert message.detail["shared_by"] == ["alice", "bob"]
+    assert low("@org_a", shared_by=("alice",)).id == low("@org_a").id  # who shares it is no part of its id
+
+
+def test_a_key_that_joins_a_shared_balance_says_where_its_alert_went():
+    closed = low("alice", kind=AlertKind.RECOVERED, level=Level.OK, previous=Level.CRITICAL, reason=SHARED)
+    message = render(closed, CLODURA)
+    assert message.subject == "[creditwatch] Clodura/alice/contact_views: watched as a shared balance"
+    assert "now watched once, as a shared balance. Its level alert here (critical) is closed." in message.email

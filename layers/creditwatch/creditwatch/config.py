@@ -16,6 +16,7 @@ from urllib3.util import parse_url
 
 from creditwatch import providers
 from creditwatch.domain import Policy, Threshold, Thresholds
+from creditwatch.http import RETRIES
 from creditwatch.redaction import mask
 
 PLACEHOLDER = "REPLACE_WITH_API_KEY"
@@ -172,6 +173,7 @@ class Settings(NamedTuple):
     spike_window_hours: int = 6
     spike_factor: Decimal = Decimal(3)
     spike_minimum_credits: Decimal = Decimal(100)
+    schedule: str = "1h"  # how often the provider is checked (a providers.SCHEDULES choice)
 
     def policy(self, thresholds: Thresholds) -> Policy:
         """The alerting rules for one account, with that account's thresholds."""
@@ -201,8 +203,9 @@ class Settings(NamedTuple):
                 f"SPIKE_WINDOW_HOURS: {spike_window_hours} is more than half of BURN_WINDOW_HOURS {burn_window_hours}"
                 " (a spike is measured against the window before it)"
             )
+        provider = _provider(_required(env, "PROVIDER"))
         return cls(
-            provider=_provider(_required(env, "PROVIDER")),
+            provider=provider,
             secret_name=_required(env, "SECRET_NAME"),
             table_name=_required(env, "TABLE_NAME"),
             topic_arn=_required(env, "TOPIC_ARN"),
@@ -226,7 +229,42 @@ class Settings(NamedTuple):
             forecast_warning_days=warning_days,
             forecast_critical_days=critical_days,
             remind_after_hours=_positive_int(env, "REMIND_AFTER_HOURS", 24, minimum=0, maximum=8760),
+            schedule=schedule(env, provider),
         )
+
+    @property
+    def period(self) -> int:
+        """Seconds between two runs."""
+        return providers.SCHEDULES[self.schedule]
+
+
+def schedule(env: Mapping[str, str], provider: providers.Provider) -> str:
+    """How often the provider is checked: its entry in PROVIDER_SCHEDULES (`name=choice,...`,
+    the stack's overrides), else its definition's `schedule`, else SCHEDULE (the stack's
+    default). A schedule whose checks, with every retry, could pass the provider's documented
+    daily limit per key is refused."""
+    choices = ", ".join(providers.SCHEDULES)
+    overrides = {}
+    for entry in filter(None, (part.strip() for part in env.get("PROVIDER_SCHEDULES", "").split(","))):
+        name, _, choice = entry.partition("=")
+        if name not in providers.names():
+            raise ConfigError(f"PROVIDER_SCHEDULES: {entry[:60]!r} names no defined provider")
+        if choice not in providers.SCHEDULES:
+            raise ConfigError(f"PROVIDER_SCHEDULES: {entry[:60]!r}: the schedule must be one of {choices}")
+        overrides[name] = choice
+    default = env.get("SCHEDULE", "").strip() or "1h"
+    if default not in providers.SCHEDULES:
+        raise ConfigError(f"SCHEDULE: must be one of {choices}, got {default[:20]!r}")
+    chosen = overrides.get(provider.name) or provider.schedule or default
+    limit = provider.rate_limit.per_day if provider.rate_limit else None
+    requests = 86400 // providers.SCHEDULES[chosen] * (1 + RETRIES)
+    if limit is not None and requests > limit:
+        field = "PROVIDER_SCHEDULES" if provider.name in overrides else "SCHEDULE"
+        raise ConfigError(
+            f"{field}: checking {provider.name} every {chosen} could make {requests} requests a day per key,"
+            f" over its documented {limit}"
+        )
+    return chosen
 
 
 @dataclass(frozen=True)

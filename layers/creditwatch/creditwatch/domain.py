@@ -29,6 +29,22 @@ def parse_iso(text: str) -> datetime:
     return datetime.strptime(text, ISO_FORMAT).replace(tzinfo=UTC)
 
 
+STALE_PERIODS = Decimal("2.5")  # checks are overdue after this many periods of the schedule without one that worked
+
+
+def period_start(now: datetime, seconds: int) -> str:
+    """The start of the schedule's period that holds `now`: periods of `seconds` from the epoch,
+    so every run of one period names it alike."""
+    moment = int(now.timestamp())
+    return iso(datetime.fromtimestamp(moment - moment % seconds, UTC))
+
+
+def stale(last: str | None, now: datetime, seconds: int) -> bool:
+    """No check has worked for STALE_PERIODS periods since `last` (the last that did, or the
+    first run). Nothing is overdue before the first run."""
+    return last is not None and Decimal((now - parse_iso(last)).total_seconds()) > STALE_PERIODS * seconds
+
+
 class Level(IntEnum):
     OK = 0
     WARNING = 1

@@ -60,8 +60,10 @@ from creditwatch.domain import (
     evaluate,
     failure_reason,
     iso,
+    period_start,
     retire,
     share,
+    stale,
 )
 from creditwatch.fleet import Allotment, Standing, pool_values
 from creditwatch.http import REQUEST_BUDGET, Pacer, fetch, new_session
@@ -80,10 +82,13 @@ MAX_SHARD_MESSAGE = 200_000  # bytes of shard messages per SendMessageBatch (SQS
 # The two events the function receives. Powertools' event data classes would cost a third of
 # the handler's own cold import: importing one imports all of its 40 event types.
 class ScheduledEvent(TypedDict, total=False):
-    """What the template's schedule sends (an EventBridge scheduled-event shape)."""
+    """What the template's schedule sends (an EventBridge scheduled-event shape). Its detail
+    says `tick` (the stack's clock, every 15 minutes): the provider is then checked only when
+    its schedule is due. Any other event (an invocation by hand) checks at once."""
 
     id: str
     time: str
+    detail: dict[str, Any]
 
 
 class ShardRecord(TypedDict):
@@ -140,25 +145,41 @@ def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def check_provider(event: ScheduledEvent, context: LambdaContext, settings: Settings) -> dict[str, Any]:
-    """A scheduled run: every account, checked here or, for a large fleet, sent out in shards."""
+    """A scheduled run: every account, checked here or, for a large fleet, sent out in shards.
+    On a tick, only when the provider's schedule is due: once per period of it."""
     provider = settings.provider
     logger.set_correlation_id(event.get("id"))
-    logger.info("run started", extra={"scheduled_time": event.get("time")})
+    run = new_run(settings, context, settings.account_series)
+    record, now = run.repository.run_record(), run.clock()
+    period = period_start(now, settings.period)
+    # Every tick says whether the provider's checks are overdue: the stale alarm's metric, in
+    # step with each provider's own schedule.
+    overdue = stale(record.succeeded_at or record.since, now, settings.period)
+    emit({"Provider": provider.name}, {"CheckOverdue": (MetricUnit.Count, float(overdue))})
+    if event.get("detail", {}).get("tick") and record.done is not None and record.done >= period:
+        logger.debug("not due", extra={"schedule": settings.schedule, "period": period})
+        return {"provider": provider.name, "due": False}
+    logger.info("run started", extra={"scheduled_time": event.get("time"), "schedule": settings.schedule})
     accounts = load_accounts(settings.secret_name, settings.thresholds)
     if not accounts:
         logger.warning("not configured: the secret holds the placeholder", extra={"secret": settings.secret_name})
+        if record.since is None:  # checked at every tick until a key is in; overdue all the same
+            run.save_schedule({"since": iso(now)})
         return {"provider": provider.name, "configured": False}
-    run = new_run(settings, context, settings.account_series)
-    if any(account.problem for account in accounts):  # a secret or an entry not read: its accounts are unknown
-        logger.warning("the fleet's secrets were not all read: no account is retired this run")
-    else:
-        run.retire({account.name for account in accounts})
-    if settings.shard_queue_url and len(accounts) > settings.accounts_per_shard:
-        summary = send_shards(settings, [account.name for account in accounts], event)
-        if run.problems:  # a retired account's delivery failed: it is retried by the next run
-            logger.warning("retirement incomplete", extra={"problems": run.problems})
-        return summary
-    return run.check(accounts)
+    try:
+        if any(account.problem for account in accounts):  # a secret or an entry not read: its accounts are unknown
+            logger.warning("the fleet's secrets were not all read: no account is retired this run")
+        else:
+            run.retire({account.name for account in accounts})
+        if settings.shard_queue_url and len(accounts) > settings.accounts_per_shard:
+            summary = send_shards(settings, [account.name for account in accounts], event)
+            if run.problems:  # a retired account's delivery failed: it is retried by the next run
+                logger.warning("retirement incomplete", extra={"problems": run.problems})
+            return summary
+        return run.check(accounts)
+    finally:  # the period is covered, whatever failed in it: what failed waits for the next period's run
+        covered = {"done": period, "since": record.since or iso(now)}
+        run.save_schedule(covered | ({"succeeded_at": iso(now)} if run.checked_ok else {}))
 
 
 def check_shards(records: list[ShardRecord], context: LambdaContext, settings: Settings) -> dict[str, Any]:
@@ -186,6 +207,8 @@ def check_shards(records: list[ShardRecord], context: LambdaContext, settings: S
                 run.repository.save_shard_progress(record["messageId"], run.finished, run.clock())
             except AWS_ERRORS as error:  # a redelivery then checks the shard whole
                 logger.warning("shard progress not saved", extra={"error": type(error).__name__})
+            if run.checked_ok:
+                run.save_schedule({"succeeded_at": iso(run.clock())})
     return {"provider": settings.provider.name, "shards": results}
 
 
@@ -265,6 +288,7 @@ class Run:
     silences: list[Silence] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # why each failed check failed, in words
     shared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # each shared balance's accounts
+    checked_ok: bool = False  # some account's check worked
 
     def __post_init__(self) -> None:
         interval = self.provider.provider_interval
@@ -344,6 +368,7 @@ class Run:
         # A key is finished once the balance it draws on is too.
         cut_short = {key for key, drawn in members.items() if drawn in self.unfinished or drawn not in evaluations}
         self.finished = set(evaluations) - set(self.shared) - self.unfinished - cut_short
+        self.checked_ok = any(fleet.succeeded(e) for name, e in evaluations.items() if name not in self.shared)
         if self.problems:
             raise RunIncomplete("; ".join(self.problems))
         return summary
@@ -665,6 +690,12 @@ class Run:
             if previous.state.retired_at is None:
                 logger.info("account retired", extra={"account": name, "closed": len(evaluation.alerts)})
             self._isolated(name, "retire", partial(self._settle, name, previous, evaluation))
+
+    def save_schedule(self, fields: dict[str, str]) -> None:
+        try:
+            self.repository.save_run_record(**fields)
+        except AWS_ERRORS as error:  # the next tick runs again: louder, never skipped
+            logger.warning("schedule not saved", extra={"error": type(error).__name__})
 
     def _silences(self) -> list[Silence]:
         try:

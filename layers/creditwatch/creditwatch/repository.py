@@ -12,6 +12,9 @@ Keys (one table):
                                         written once (conditionally) whichever run saw it
     pk = "<provider>#", sk = "SILENCE#<account or *>#<pool or *>"
                                         a silence: nothing is published for it until `until`
+    pk = "<provider>#", sk = "RUN"      the provider's schedule: the last period (`done`, its start) a
+                                        run covered, the last run with a check that worked
+                                        (`succeeded_at`), and the first run (`since`)
     pk = "<provider>#", sk = "CURSOR#<first account>"
                                         where the next run over a set of accounts (a fleet,
                                         or a shard of one) starts: the first it could not check
@@ -91,6 +94,14 @@ class Stored(NamedTuple):
     windows: Windows = EMPTY
     outbox: tuple[Pending, ...] = ()
     indexed: bool = True  # False for a STATE item written before the Accounts index: the run rewrites it
+
+
+class RunRecord(NamedTuple):
+    """The provider's schedule so far (the RUN item)."""
+
+    done: str | None = None  # the start of the last period a run covered, ISO
+    succeeded_at: str | None = None  # the last run in which a check worked
+    since: str | None = None  # the first run
 
 
 class Snapshot(NamedTuple):
@@ -306,6 +317,27 @@ class Repository:
                 ":names": {"SS": names},
                 ":expires": {"N": str(int(at.timestamp()) + SHARD_PROGRESS_SECONDS)},
             },
+        )
+
+    def run_record(self) -> RunRecord:
+        """The provider's RUN item. Unreadable is the same as none: the run goes ahead, which
+        costs requests but never skips a check."""
+        try:
+            item = self.client.get_item(TableName=self.table, Key=self._provider_key("RUN"), ConsistentRead=True)
+        except (BotoCoreError, ClientError):
+            return RunRecord()
+        found = item.get("Item", {})
+        return RunRecord(*(found[name]["S"] if "S" in found.get(name, {}) else None for name in RunRecord._fields))
+
+    def save_run_record(self, **fields: str) -> None:
+        """Set some of the RUN item's fields (RunRecord's)."""
+        names = sorted(fields)
+        self.client.update_item(
+            TableName=self.table,
+            Key=self._provider_key("RUN"),
+            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in names),
+            ExpressionAttributeNames={f"#{name}": name for name in names},
+            ExpressionAttributeValues={f":{name}": {"S": fields[name]} for name in names},
         )
 
     def cursor(self, key: str) -> str | None:

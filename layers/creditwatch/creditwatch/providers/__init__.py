@@ -67,6 +67,7 @@ KEYS = {
     "topped_up_at",
     "renews_at",
     "owner",
+    "schedule",
     "unlimited",
     "rate_limit",
     "costs",
@@ -74,6 +75,8 @@ KEYS = {
     "rejected_example",
 }
 RATE_KEYS = {"per", "per_second", "per_minute", "per_day"}
+# How often a provider may be checked: a choice's seconds. The template offers the same choices.
+SCHEDULES = {"15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "3h": 10800, "6h": 21600}
 REQUEST_KEYS = {"base_url", "path", "method", "body", "auth"}
 MAX_REQUEST_BODY = 1024  # bytes of a documented JSON request body
 POOL_FIELDS = ("remaining", "limit", "used")
@@ -178,6 +181,7 @@ class Provider(NamedTuple):
     topped_up_at: Expression | None = None
     renews_at: Expression | None = None  # where the answer says when the quota next renews
     owner: Expression | None = None  # where the answer names the balance's owner, which several keys share
+    schedule: str | None = None  # how often to check it, unless the stack says otherwise (a SCHEDULES choice)
     unlimited: frozenset[str] = frozenset()  # values that mean "no limit" ("unlimited", "inf")
     rate_limit: RateLimit | None = None
     costs: Mapping[str, Cost] = MappingProxyType({})  # credits per record of each documented operation
@@ -483,6 +487,9 @@ def definition(file: str, document: object) -> Provider:
         if len(amounts) != len(figures) or len(amounts) not in (1, 2) or amounts[0] > amounts[-1]:
             raise fail(where, "credits per record: a number from 0 to 1000000, or [least, most]")
         costs[operation] = Cost(amounts[0], amounts[-1])
+    schedule = doc.get("schedule")
+    if schedule is not None and schedule not in SCHEDULES:
+        raise fail("schedule", f"one of {', '.join(SCHEDULES)}")
     example = doc.get("example")
     if example is not None and not isinstance(example, dict):
         raise fail("example", "must be a mapping: a documented answer")
@@ -507,6 +514,7 @@ def definition(file: str, document: object) -> Provider:
         topped_up_at=expression(doc["topped_up_at"], "topped_up_at") if "topped_up_at" in doc else None,
         renews_at=expression(doc["renews_at"], "renews_at") if "renews_at" in doc else None,
         owner=expression(doc["owner"], "owner") if "owner" in doc else None,
+        schedule=schedule,
         unlimited=frozenset(value.strip().lower() for value in unlimited),
         rate_limit=rate_limit,
         costs=MappingProxyType(costs),
@@ -516,6 +524,7 @@ def definition(file: str, document: object) -> Provider:
 
 
 __all__ = [
+    "SCHEDULES",
     "Body",
     "Cost",
     "DefinitionError",
