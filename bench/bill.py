@@ -20,6 +20,7 @@ ITEM_OVERHEAD = 100  # bytes DynamoDB adds to each stored item for its indexes
 PLATFORM_LOG_BYTES = 300  # Lambda's START, END and REPORT lines of one invocation (with X-Ray's trace id)
 SECRET_BYTES = 65_536  # the most a secret holds
 SECRETS_PER_CALL = 20  # BatchGetSecretValue with a filter
+TICKS_PER_HOUR = 4  # the template's tick, rate(15 minutes)
 ESM_IDLE_POLLS = 5 * 3 * 60 * prices.HOURS_PER_MONTH  # an SQS event source: 5 pollers, a 20 s long poll each
 
 
@@ -79,6 +80,9 @@ class Emissions(NamedTuple):
     queues: int  # shard queues polled by an event source
     alarms: int
     dashboards: int
+    tick_log_bytes: int = 0  # a tick between runs (the period covered): what it logs
+    tick_read_units: int = 0  # ... reads (the RUN item)
+    tick_seconds: float = 0.0  # ... and takes
 
 
 def metric_cost(series: int) -> Decimal:
@@ -91,10 +95,13 @@ def metric_cost(series: int) -> Decimal:
 
 
 def monthly(e: Emissions, retention_days: int = 90, log_retention_days: int = 30) -> dict[str, Decimal]:
-    """Each part of a month's bill for a fleet checked hourly, in dollars."""
+    """Each part of a month's bill for a fleet checked hourly, in dollars: its runs, and the
+    three ticks an hour between them (every function is ticked every 15 minutes)."""
     runs = prices.HOURS_PER_MONTH
+    ticks = (TICKS_PER_HOUR - 1) * runs
     gb = Decimal(prices.GB)
     logged = Decimal((e.log_bytes + e.journal_bytes + PLATFORM_LOG_BYTES * e.invocations) * runs) / gb
+    logged += Decimal((e.tick_log_bytes + PLATFORM_LOG_BYTES) * ticks) / gb
     stored = Decimal(e.snapshot_bytes * 24 * retention_days + e.resident_bytes) / gb
     invocations = e.invocations * runs
     million = Decimal(1_000_000)
@@ -104,10 +111,13 @@ def monthly(e: Emissions, retention_days: int = 90, log_retention_days: int = 30
         + logged * log_retention_days / 30 * prices.LOGS_STORED_GB_MONTH,
         "CloudWatch alarms and dashboard": e.alarms * prices.ALARM_MONTH + e.dashboards * prices.DASHBOARD_MONTH,
         "DynamoDB": Decimal(e.write_units * runs) / million * prices.DYNAMODB_WRITE_UNITS_MILLION
-        + Decimal(e.read_units * runs) / million * prices.DYNAMODB_READ_UNITS_MILLION
+        + Decimal(e.read_units * runs + e.tick_read_units * ticks) / million * prices.DYNAMODB_READ_UNITS_MILLION
         + stored * (prices.DYNAMODB_STORED_GB_MONTH + prices.DYNAMODB_PITR_GB_MONTH),
-        "Lambda": Decimal(str(e.seconds)) * e.memory_mb / 1024 * runs * prices.LAMBDA_GB_SECOND
-        + invocations / million * prices.LAMBDA_REQUESTS_MILLION,
+        "Lambda": (Decimal(str(e.seconds)) * runs + Decimal(str(e.tick_seconds)) * ticks)
+        * e.memory_mb
+        / 1024
+        * prices.LAMBDA_GB_SECOND
+        + (invocations + ticks) / million * prices.LAMBDA_REQUESTS_MILLION,
         "Secrets Manager": e.secrets * prices.SECRET_MONTH
         + Decimal(e.invocations * math.ceil(e.secrets / SECRETS_PER_CALL) * runs) / 10_000 * prices.SECRETS_CALLS_10K,
         "KMS key": prices.KMS_KEY_MONTH,
@@ -115,6 +125,6 @@ def monthly(e: Emissions, retention_days: int = 90, log_retention_days: int = 30
         "SQS": Decimal(e.queues * ESM_IDLE_POLLS + (2 * e.shard_messages + math.ceil(e.shard_messages / 10)) * runs)
         / million
         * prices.SQS_REQUESTS_MILLION,
-        "Scheduler and X-Ray": Decimal(runs) / million * prices.SCHEDULER_INVOCATIONS_MILLION
-        + invocations / million * prices.XRAY_TRACES_MILLION,
+        "Scheduler and X-Ray": Decimal(runs + ticks) / million * prices.SCHEDULER_INVOCATIONS_MILLION
+        + (invocations + ticks) / million * prices.XRAY_TRACES_MILLION,
     }

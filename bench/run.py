@@ -211,11 +211,12 @@ def hostile_requests() -> dict[str, tuple[float, float]]:
 def dynamodb_bound(size: int, shards: int) -> int:
     """The issue's budget per run, for each invocation that checks accounts (a shard is one),
     plus the scheduled run's one Query of the Accounts index (to retire accounts gone from the
-    secrets) and each shard's read of its progress (`SHARD#`, what earlier deliveries finished)."""
+    secrets) and one read of its RUN item (is the schedule due), and each shard's read of its
+    progress (`SHARD#`, what earlier deliveries finished)."""
     invocations = max(1, shards)
     per = math.ceil(size / invocations)
     each = math.ceil(2 * per / 25) + math.ceil(2 * per / 100) + 2 + (1 if shards else 0)
-    return invocations * each + 1
+    return invocations * each + 2
 
 
 def main() -> int:

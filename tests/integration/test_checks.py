@@ -242,7 +242,9 @@ def test_one_failing_account_does_not_stop_the_others(stack, simulator):
 
 
 @pytest.mark.parametrize("secret", ["REPLACE_WITH_API_KEY", '{"api_key": "REPLACE_WITH_API_KEY"}'])
-def test_placeholder_secret_exits_cleanly_without_calls_alerts_or_metrics(stack, simulator, capsys, secret):
+def test_placeholder_secret_exits_cleanly_without_calls_alerts_or_balances(stack, simulator, capsys, secret):
+    """Only the schedule's bookkeeping: when it first ran, so that its checks fall overdue
+    (the stale alarm reminds that the key is missing), and the tick's CheckOverdue."""
     stack.put_secret("clado", secret)
 
     result = run(stack, simulator, "clado")
@@ -250,8 +252,8 @@ def test_placeholder_secret_exits_cleanly_without_calls_alerts_or_metrics(stack,
     assert result == {"provider": "clado", "configured": False}
     assert simulator.calls == []
     assert stack.alerts() == []
-    assert stack.items() == []
-    assert emf_documents(capsys.readouterr().out) == []
+    assert [(item["sk"], sorted(item)) for item in stack.items()] == [("RUN", ["pk", "since", "sk"])]
+    assert [d["CheckOverdue"] for d in emf_documents(capsys.readouterr().out)] == [0.0]
 
 
 def test_per_account_thresholds_override_the_defaults(stack, simulator):

@@ -189,6 +189,12 @@ def test_the_tick_is_the_fastest_schedule_and_the_default_schedule_hourly():
     assert template()["Parameters"]["Schedule"]["Default"] == "1h"
 
 
+def test_the_bill_counts_the_ticks_the_template_makes():
+    from bench.bill import TICKS_PER_HOUR
+
+    assert template()["Mappings"]["Scheduler"]["Event"]["Tick"] == f"rate({60 // TICKS_PER_HOUR} minutes)"
+
+
 def test_the_template_offers_the_schedules_the_functions_know():
     assert template()["Parameters"]["Schedule"]["AllowedValues"] == list(providers.SCHEDULES)
     assert {k: v["Seconds"] for k, v in template()["Mappings"]["Schedules"].items()} == providers.SCHEDULES

@@ -69,6 +69,17 @@ WRITE_ERRORS = (BotoCoreError, ClientError, ArithmeticError, TypeError, ValueErr
 # What decoding a stored item can raise when something else wrote it (a packed window cut short, say).
 DECODE_ERRORS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
 
+# What a run reads of STATE and WINDOW items: every attribute botocore parses costs CPU, so the
+# keys, `provider`, `updated_at`, `checked_at` and `expires_at` stay behind.
+LOADED_ATTRIBUTES = (
+    *("sk", "account", "fleet", "version", "check", "check_alerted_at", "failures", "pools"),
+    *("silenced", "outbox", "retired_at", "shares", "members"),
+)
+LOADED = {
+    "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(LOADED_ATTRIBUTES))),
+    "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(LOADED_ATTRIBUTES)},
+}
+
 Windows = Mapping[str, PoolWindow]
 MESSAGE_FIELDS = Message._fields  # an outbox entry is a Message, its lease and its channels left
 typed, plain = TypeSerializer().serialize, TypeDeserializer().deserialize  # rare items: state, silences
@@ -187,7 +198,7 @@ class Repository:
         unread: set[str] = set()
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             chunk = keys[start : start + BATCH_GET_LIMIT]
-            request: dict[str, Any] = {self.table: {"Keys": chunk, "ConsistentRead": True}}
+            request: dict[str, Any] = {self.table: {"Keys": chunk, "ConsistentRead": True, **LOADED}}
             try:
                 for response in self._rounds(self.client.batch_get_item, request, "UnprocessedKeys"):
                     for item in response["Responses"].get(self.table, []):
