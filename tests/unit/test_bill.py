@@ -46,4 +46,6 @@ def test_a_month_of_nothing_costs_what_the_stack_costs_standing_still():
 def test_a_month_is_730_hourly_runs_of_what_one_run_emits():
     one = Emissions(1, 0, 0, 0, 0, 1, 1.0, 1024, 1_000_000, 0, 0, 0, 0, 0, 0, 0, 0)
     assert monthly(one)["DynamoDB"] == 730 * prices.DYNAMODB_WRITE_UNITS_MILLION
-    assert monthly(one)["Lambda"] == 730 * prices.LAMBDA_GB_SECOND + Decimal(730) / 1_000_000 * Decimal("0.20")
+    # the three ticks an hour between runs are invocations too (this one's take no time)
+    requests = Decimal(730 + 3 * 730) / 1_000_000 * Decimal("0.20")
+    assert monthly(one)["Lambda"] == 730 * prices.LAMBDA_GB_SECOND + requests
